@@ -1,0 +1,34 @@
+"""The balanced semi-supervised split of the paper's protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+from .sets import ImageSet, SemiSupervisedSplit
+
+
+def semi_supervised_split(train: ImageSet, labels_per_class: int, seed: int) -> SemiSupervisedSplit:
+    """Exactly `labels_per_class` labelled examples of every class, drawn by `seed` among the
+    labelled ones; every training image (the chosen ones included) is in the unlabelled set."""
+    if isinstance(labels_per_class, bool) or not isinstance(labels_per_class, (int, np.integer)) \
+            or labels_per_class < 1:
+        raise DataError(f"labels_per_class must be a positive integer, got {labels_per_class!r}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(train.n_classes):
+        candidates = np.flatnonzero(train.labels == label)
+        if len(candidates) < labels_per_class:
+            raise DataError(
+                f"class {label} has only {len(candidates)} labelled examples, "
+                f"{labels_per_class} requested; lower labels_per_class"
+            )
+        chosen.append(rng.choice(candidates, size=labels_per_class, replace=False))
+    index = np.sort(np.concatenate(chosen))
+    return SemiSupervisedSplit(
+        labelled_images=train.images[index],
+        labelled_labels=train.labels[index],
+        unlabelled_images=train.images,
+        n_classes=train.n_classes,
+        name=train.name,
+    )
