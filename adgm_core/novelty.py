@@ -1,0 +1,52 @@
+"""Novelty: how unusual an image is under the model, from the bound on log p(x).
+
+The negative bound -U(x) of each image is compared with the same quantity on training images:
+the score is the fraction of training images the model explains better, so 0.5 is typical and a
+score near 1 means the image is less likely than almost all training data (not a digit, say).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from adgm_core.model import ADGM
+from adgm_core.objective import unlabelled_bound
+
+QUANTILES = 201
+
+
+@torch.no_grad()
+def negative_bound(model: ADGM, x: Tensor, samples: int, generator: torch.Generator, batch_size: int = 250) -> Tensor:
+    """-U(x) in nats for float inputs (N, D), averaged over `samples` draws of (a, z).
+
+    The samples are folded into the batch (one pass), and the draws are shared by all images, so an
+    image's score does not depend on the rest of the batch.
+    """
+    c = model.config
+    eps_a = torch.randn((samples, 1, c.a_dim), generator=generator, device=x.device)
+    eps_z = torch.randn((c.n_classes, samples, 1, c.z_dim), generator=generator, device=x.device)
+    out = []
+    for chunk in x.split(batch_size):
+        B = len(chunk)
+        bound = unlabelled_bound(
+            model, chunk.repeat(samples, 1), eps_a.expand(-1, B, -1).reshape(samples * B, c.a_dim),
+            eps_z.expand(-1, -1, B, -1).reshape(c.n_classes, samples * B, c.z_dim),
+        )
+        out.append(-bound.elbo.reshape(samples, B).mean(0))
+    return torch.cat(out)
+
+
+def calibrate(model: ADGM, x: Tensor, samples: int = 4, seed: int = 0) -> dict:
+    """Quantiles of -U(x) over training inputs, stored in the model card."""
+    generator = torch.Generator(x.device).manual_seed(seed)
+    nll = negative_bound(model, x, samples, generator).cpu().numpy()
+    return {"nll_quantiles": np.quantile(nll, np.linspace(0, 1, QUANTILES)).round(4).tolist(), "samples": samples}
+
+
+def novelty_score(nll: np.ndarray, calibration: dict) -> np.ndarray:
+    """Position of each -U(x) among the training quantiles, in [0, 1]."""
+    quantiles = np.asarray(calibration["nll_quantiles"])
+    levels = np.linspace(0, 1, len(quantiles))
+    return np.interp(nll, quantiles, levels, left=0.0, right=1.0)

@@ -1,0 +1,126 @@
+"""The variational bounds of the ADGM and the semi-supervised training objective.
+
+Labelled data (x, y), with a ~ q(a|x) and z ~ q(z|a,y,x):
+
+    -L(x, y) = E[ log p(x|y,z) + log p(y) + log p(z) + log p(a|x,y,z) - log q(a|x) - log q(z|a,y,x) ]
+
+Unlabelled data x: one a ~ q(a|x) is shared by all K enumerated labels and by the classifier,
+
+    -U(x) = E_q(a|x)[ Σ_y q(y|a,x) (-L(x, y | a)) + H(q(y|a,x)) ]
+
+Objective to minimise, with α defaulting to 0.1 · N / N_labelled:
+
+    J = mean L(x_l, y_l) + mean U(x_u) + α · mean[-log q(y_l | a, x_l)]
+
+Monte Carlo samples are folded into the batch: x is repeated S times and every copy draws its own
+noise. All noise is passed in (`Noise`), so a step is a pure function of its inputs: fixed noise
+gives exact comparisons, and a compiled step sees no random-number calls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from adgm_core.layers import (bernoulli_log_likelihood, full_precision, gaussian_log_density, reparameterize,
+                              standard_normal_log_density)
+from adgm_core.model import ADGM
+
+
+@dataclass
+class Noise:
+    """Standard normal draws for the reparameterised samples of a step."""
+
+    a_labelled: Tensor  # (S·B_l, A)
+    z_labelled: Tensor  # (S·B_l, Z)
+    a_unlabelled: Tensor  # (S·B_u, A)
+    z_unlabelled: Tensor  # (K, S·B_u, Z): one z per enumerated label
+
+    @classmethod
+    def draw(cls, model: ADGM, n_labelled: int, n_unlabelled: int, generator: torch.Generator, device) -> Noise:
+        c = model.config
+
+        def normal(*shape: int) -> Tensor:
+            return torch.randn(shape, generator=generator, device=device)
+
+        return cls(
+            normal(n_labelled, c.a_dim),
+            normal(n_labelled, c.z_dim),
+            normal(n_unlabelled, c.a_dim),
+            normal(c.n_classes, n_unlabelled, c.z_dim),
+        )
+
+
+@dataclass
+class Bound:
+    elbo: Tensor  # (N,): the bound on log p(x, y) or log p(x) per example
+    log_q_y: Tensor  # (N, K): log q(y | a, x) for the shared sample of a
+
+
+def labelled_bound(model: ADGM, x: Tensor, y: Tensor, eps_a: Tensor, eps_z: Tensor, beta: float = 1.0) -> Bound:
+    """-L(x, y) for a batch, with `beta` weighting the latent terms (KL warm-up)."""
+    mu_a, log_var_a = model.infer_a(x)
+    a = reparameterize(mu_a, log_var_a, eps_a)
+    logits_y = model.classify(x, a)
+    mu_z, log_var_z = model.infer_z(x, a, y)
+    z = reparameterize(mu_z, log_var_z, eps_z)
+    mu_pa, log_var_pa = model.generate_a(x, y, z)
+
+    log_p_x = bernoulli_log_likelihood(x, model.generate_x(y, z, a))
+    log_p_y = -math.log(model.config.n_classes)
+    latent = (
+        standard_normal_log_density(z)
+        + gaussian_log_density(a, mu_pa, log_var_pa)
+        - gaussian_log_density(a, mu_a, log_var_a)
+        - gaussian_log_density(z, mu_z, log_var_z)
+    )
+    return Bound(log_p_x + log_p_y + beta * latent, F.log_softmax(full_precision(logits_y), dim=-1))
+
+
+def unlabelled_bound(model: ADGM, x: Tensor, eps_a: Tensor, eps_z: Tensor, beta: float = 1.0) -> Bound:
+    """-U(x) for a batch, all K labels enumerated in one pass; eps_z has shape (K, B, Z)."""
+    K = model.config.n_classes
+    mu_a, log_var_a = model.infer_a(x)
+    a = reparameterize(mu_a, log_var_a, eps_a)  # (B, A), shared by every label
+    log_q_y = F.log_softmax(full_precision(model.classify(x, a)), dim=-1)  # (B, K)
+
+    labels = torch.arange(K, device=x.device).unsqueeze(1)  # (K, 1) broadcasts against (B, ·)
+    mu_z, log_var_z = model.infer_z(x, a, labels)  # (K, B, Z)
+    z = reparameterize(mu_z, log_var_z, eps_z)
+    mu_pa, log_var_pa = model.generate_a(x, labels, z)
+
+    log_p_x = bernoulli_log_likelihood(x, model.generate_x(labels, z, a.expand(K, -1, -1)))  # (K, B)
+    latent = (
+        standard_normal_log_density(z)
+        + gaussian_log_density(a, mu_pa, log_var_pa)
+        - gaussian_log_density(a, mu_a, log_var_a)
+        - gaussian_log_density(z, mu_z, log_var_z)
+    )
+    elbo_per_label = (log_p_x - math.log(K) + beta * latent).T  # (B, K)
+    q_y = log_q_y.exp()
+    entropy = -(q_y * log_q_y).sum(-1)
+    return Bound((q_y * elbo_per_label).sum(-1) + entropy, log_q_y)
+
+
+@dataclass
+class StepLoss:
+    loss: Tensor  # scalar to minimise
+    elbo: Tensor  # scalar: mean bound over labelled and unlabelled examples, for reporting
+    labelled_correct: Tensor  # scalar: labelled examples whose argmax q(y|a,x) is right
+
+
+def semi_supervised_loss(
+    model: ADGM, x_l: Tensor, y_l: Tensor, x_u: Tensor, noise: Noise, alpha: float, beta: float = 1.0
+) -> StepLoss:
+    """J for one step; x_l, y_l, x_u already repeated S times along the batch (MC samples)."""
+    labelled = labelled_bound(model, x_l, y_l, noise.a_labelled, noise.z_labelled, beta)
+    unlabelled = unlabelled_bound(model, x_u, noise.a_unlabelled, noise.z_unlabelled, beta)
+    classification = F.nll_loss(labelled.log_q_y, y_l)
+    loss = -labelled.elbo.mean() - unlabelled.elbo.mean() + alpha * classification
+    elbo = torch.cat([labelled.elbo, unlabelled.elbo]).mean()
+    correct = (labelled.log_q_y.argmax(-1) == y_l).sum()
+    return StepLoss(loss, elbo.detach(), correct.detach())

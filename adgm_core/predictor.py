@@ -1,0 +1,60 @@
+"""A trained model ready to answer: class probabilities with a novelty score, samples, analogies.
+
+Answers are deterministic: the same input (or seed) gives the same numbers and pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adgm_core.checkpoint import load_model
+from adgm_core.config import ModelConfig
+from adgm_core.evaluation import as_model_input, class_probabilities
+from adgm_core.generation import analogies, sample
+from adgm_core.model import ADGM
+from adgm_core.novelty import negative_bound, novelty_score
+
+CLASSIFY_SAMPLES = 16  # draws of a averaged in q(y | x)
+
+
+class Predictor:
+    def __init__(self, model: ADGM, card: dict):
+        self.model = model.eval()
+        self.card = card
+        self.config: ModelConfig = model.config
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_directory(cls, directory: Path | str, expected_sha256: str | None = None) -> Predictor:
+        model, card = load_model(directory, expected_sha256)
+        return cls(model, card)
+
+    def _check(self, images: np.ndarray) -> None:
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != self.config.x_shape:
+            raise ValueError(f"expected uint8 images of shape (N, {self.config.x_shape[0]}, {self.config.x_shape[1]}),"
+                             f" got {images.dtype} {images.shape}")
+
+    @torch.no_grad()
+    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """q(y | x) for uint8 images (N, H, W) and each image's novelty in [0, 1]."""
+        self._check(images)
+        x = as_model_input(images, self.device)
+        generator = torch.Generator(self.device).manual_seed(0)
+        probabilities = class_probabilities(self.model, x, CLASSIFY_SAMPLES, generator)
+        calibration = self.card["novelty"]
+        nll = negative_bound(self.model, x, calibration["samples"], generator)
+        return probabilities.cpu().numpy(), novelty_score(nll.cpu().numpy(), calibration)
+
+    def sample(self, labels: list[int], seed: int) -> np.ndarray:
+        """One uint8 image (H, W) per label, from p(x | y, z) with z drawn by `seed`."""
+        if any(not 0 <= label < self.config.n_classes for label in labels):
+            raise ValueError(f"labels must lie in 0..{self.config.n_classes - 1}")
+        return sample(self.model, labels, seed).cpu().numpy()
+
+    def analogies(self, image: np.ndarray) -> np.ndarray:
+        """The style of one uint8 image (H, W) under every label: uint8 (K, H, W)."""
+        self._check(image[None])
+        return analogies(self.model, as_model_input(image[None], self.device)[0]).cpu().numpy()
