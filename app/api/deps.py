@@ -1,0 +1,86 @@
+"""Dependencies shared by the routes, as `Annotated` aliases."""
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.core.config import Settings
+from app.model_cache import LoadedModel
+from app.models import TrainedModel
+from app.runtime import Runtime
+from app.schemas import ID_PATTERN
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+bearer = HTTPBearer(auto_error=False, description="Required on POST and DELETE when ADGM_API_KEY is set.")
+
+
+def require_api_key(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    """Routes that change state need `Authorization: Bearer <ADGM_API_KEY>` when a key is set."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if not secrets.compare_digest(given, expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="This route needs the API key: send 'Authorization: Bearer <key>'."
+            if credentials is None else "The API key is wrong.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ApiKeyDep = Depends(require_api_key)
+
+JobId = Annotated[str, Path(pattern=ID_PATTERN, description="32 lowercase hex characters")]
+ModelId = Annotated[str, Path(pattern=ID_PATTERN, description="32 lowercase hex characters")]
+
+
+def get_trained_model(
+    session: SessionDep,
+    model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
+) -> TrainedModel:
+    record = crud.default_model(session) if model is None else session.get(TrainedModel, model)
+    if record is not None:
+        return record
+    if model is not None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Model {model} does not exist.")
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail="No trained model yet: start one with POST /train (for example {\"dataset\": \"digits5k\", "
+        "\"epochs\": 10}) and try again when the job has succeeded.",
+    )
+
+
+def get_loaded_model(runtime: RuntimeDep, record: Annotated[TrainedModel, Depends(get_trained_model)]) -> LoadedModel:
+    return runtime.models.get(record)
+
+
+LoadedModelDep = Annotated[LoadedModel, Depends(get_loaded_model)]

@@ -1,0 +1,76 @@
+"""Exception → HTTP answer: every error is JSON `{"detail": "<what went wrong>"}`."""
+
+import logging
+import math
+import re
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+
+from adgm_core.data import DataError
+from adgm_core.images import ImageError
+from app.core.body_limit import too_large_detail
+from app.jobs.state import JobFinished, JobNotFound
+from app.model_cache import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+IMAGE_ERROR_STATUS = {"unsupported": 415, "too_large": 413, "invalid": 422}
+
+
+def _detail(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code)
+
+
+def _documented_methods(request: Request) -> str:
+    """Every method the API documents for this path (Starlette's 405 names only one route's)."""
+    methods = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
+            methods.update(method.upper() for method in operations)
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, error: StarletteHTTPException):
+    if error.status_code == 413 and error.detail == "Content Too Large":  # Starlette's body limit
+        return _detail(413, too_large_detail(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)))
+    if error.status_code == 405 and (allowed := _documented_methods(request)):
+        error = StarletteHTTPException(405, detail=f"Method not allowed; use {allowed}.", headers={"Allow": allowed})
+    return await http_exception_handler(request, error)
+
+
+def _json_safe(value):
+    """JSON has no NaN or Infinity: a field error that quotes such an input quotes it as a string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _invalid_request(request: Request, error: RequestValidationError):
+    """FastAPI's 422 list of field errors; `{"learning_rate": NaN}` must get it too, not a 500."""
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, status_code=422)
+
+
+async def _server_error(request: Request, error: Exception):
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return _detail(status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error; it has been logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(DataError, lambda request, error: _detail(422, str(error)))
+    app.add_exception_handler(ImageError, lambda request, error: _detail(IMAGE_ERROR_STATUS.get(error.kind, 422), str(error)))
+    app.add_exception_handler(ModelUnavailable, lambda request, error: _detail(503, str(error)))
+    app.add_exception_handler(JobNotFound, lambda request, error: _detail(404, f"Job {error} does not exist."))
+    app.add_exception_handler(JobFinished, lambda request, error: _detail(409, str(error)))
+    app.add_exception_handler(Exception, _server_error)

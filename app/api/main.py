@@ -1,0 +1,7 @@
+from fastapi import APIRouter
+
+from app.api.routes import datasets, health, inference, jobs, models, pages
+
+api_router = APIRouter()
+for module in (jobs, datasets, models, inference, health, pages):
+    api_router.include_router(module.router)

@@ -1,0 +1,98 @@
+"""Inference with a trained model: conditional samples, classification and style analogies."""
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
+
+from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
+from app.api.deps import ApiKeyDep, LoadedModelDep, SettingsDep
+from app.api.errors import IMAGE_ERROR_STATUS
+from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
+from app.core.config import Settings
+from app.model_cache import INFERENCE_LOCK
+from app.schemas import Classification, ClassifyPublic
+
+router = APIRouter(tags=["inference"])
+
+PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
+NO_MODEL = {
+    404: error("The model named does not exist"),
+    503: error("No trained model yet, or the model's files are corrupt"),
+}
+IMAGE_ERRORS = {
+    **UNAUTHORIZED,
+    **BODY_ERRORS,
+    413: error("Body or image too large"),
+    415: error("Not a PNG or JPEG image"),
+    **unprocessable("Unreadable image or invalid parameter"),
+}
+Seed = Annotated[int, Query(ge=0, le=2**31 - 1, description="Same seed, same pixels")]
+
+
+def _model_input(upload: UploadFile, settings: Settings, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        return to_model_input(decode_upload(upload.file.read(), settings.max_image_pixels), shape)
+    except ImageError as problem:
+        status_code = IMAGE_ERROR_STATUS.get(problem.kind, 422)
+        raise HTTPException(status_code, detail=f"{upload.filename or 'upload'}: {problem}") from problem
+
+
+def _png(data: bytes, model_id: str) -> Response:
+    return Response(data, media_type="image/png", headers={"X-Model-Id": model_id})
+
+
+@router.get(
+    "/sample", response_class=Response,
+    responses={**PNG, **NO_MODEL, **unprocessable("Invalid parameter, or a label the model does not have")},
+)
+def sample(
+    model: LoadedModelDep,
+    label: Annotated[int, Query(ge=0, le=2**31 - 1, description="Class to draw")],
+    n: Annotated[int, Query(ge=1, le=100, description="Number of samples in the grid")] = 16,
+    seed: Seed = 0,
+) -> Response:
+    """A PNG grid of `n` generated images of class `label`."""
+    n_classes = model.predictor.config.n_classes
+    if label >= n_classes:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"label {label} is out of range: model {model.id} has {n_classes} classes (0..{n_classes - 1}).",
+        )
+    with INFERENCE_LOCK:
+        images = model.predictor.sample([label] * n, seed=seed)
+    return _png(png_grid(images), model.id)
+
+
+@router.post("/classify", dependencies=[ApiKeyDep], responses={**NO_MODEL, **IMAGE_ERRORS})
+def classify(
+    model: LoadedModelDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="One or more PNG or JPEG images, any size")],
+) -> ClassifyPublic:
+    """Class probabilities and a novelty score (0 typical … 1 unusual) for each image."""
+    shape = tuple(model.predictor.config.x_shape)
+    images = np.stack([_model_input(upload, settings, shape) for upload in files])
+    with INFERENCE_LOCK:
+        probabilities, novelty = model.predictor.classify(images)
+    results = [
+        Classification(
+            filename=upload.filename, label=int(np.argmax(p)), probabilities=[float(v) for v in p],
+            novelty=float(score),
+        )
+        for upload, p, score in zip(files, probabilities, novelty)
+    ]
+    return ClassifyPublic(model_id=model.id, results=results)
+
+
+@router.post("/analogies", dependencies=[ApiKeyDep], response_class=Response, responses={**PNG, **NO_MODEL, **IMAGE_ERRORS})
+def analogies(
+    model: LoadedModelDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="A PNG or JPEG image whose style is kept")],
+) -> Response:
+    """The uploaded image's style rendered under every label, one row."""
+    image = _model_input(file, settings, tuple(model.predictor.config.x_shape))
+    with INFERENCE_LOCK:
+        images = model.predictor.analogies(image)
+    return _png(png_grid(images, columns=len(images)), model.id)

@@ -1,0 +1,106 @@
+"""Service configuration: one `Settings`, read from `ADGM_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _project_root() -> Path:
+    """The repository root when running from a checkout, else the working directory."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _default_mnist_dir() -> Path | None:
+    candidate = (_project_root() / ".." / "shared" / "data" / "mnist").resolve()
+    return candidate if candidate.is_dir() else None
+
+
+class Settings(BaseSettings):
+    """Everything the API, the embedded worker and the Celery workers read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ADGM_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{_project_root() / 'var' / 'adgm.sqlite'}",
+        description="SQLAlchemy URL of the job store (SQLite file or postgresql://…).",
+    )
+    artifact_dir: Path = Field(
+        default_factory=lambda: _project_root() / "var" / "artifacts",
+        description="Directory shared by the API and every worker: models, checkpoints, data sets.",
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (redis://…); unset runs training in an embedded worker."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, POST and DELETE routes need `Authorization: Bearer <key>`."
+    )
+    mnist_dir: Path | None = Field(
+        default_factory=_default_mnist_dir, description="Directory with the four MNIST IDX files."
+    )
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_dataset_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="Largest size an uploaded .npz may unpack to (zip bombs)."
+    )
+    max_image_pixels: int = Field(
+        default=25_000_000, ge=1, description="Largest decoded image (width × height); guards against bombs."
+    )
+    max_classify_files: int = Field(default=64, ge=1, description="Most images in one POST /classify.")
+    device: str = Field(default="auto", description="Training device: auto, cpu, cuda, cuda:N, mps.")
+    checkpoint_every: int = Field(default=5, ge=1, description="Epochs between resumable checkpoints.")
+    embedded_workers: int = Field(
+        default=1, ge=0, description="Training processes the API starts when no broker is set (0: none)."
+    )
+    embedded_worker_nice: int = Field(
+        default=10, ge=0, le=19, description="Niceness of embedded workers, so training does not starve serving."
+    )
+    worker_torch_threads: int | None = Field(
+        default=None, ge=1, description="torch threads per training process (unset: torch's default)."
+    )
+    api_torch_threads: int = Field(default=1, ge=1, description="torch threads of the API process (inference); concurrency comes from the thread pool.")
+    model_cache_size: int = Field(default=4, ge=1, description="Trained models the API keeps loaded.")
+    heartbeat_seconds: float = Field(
+        default=2.0, gt=0, description="How often a running job's worker writes its heartbeat and reads cancel."
+    )
+    stale_after_seconds: float = Field(
+        default=60.0, gt=0, description="A running job whose heartbeat is older than this is re-queued."
+    )
+    redispatch_after_seconds: float = Field(
+        default=120.0, gt=0, description="Celery mode: a queued job no worker took after this is sent again."
+    )
+    reaper_seconds: float = Field(default=10.0, gt=0, description="How often the API looks for stale jobs.")
+    max_attempts: int = Field(default=3, ge=1, description="Worker losses after which a job is failed.")
+    max_queued_jobs: int = Field(
+        default=200, ge=1, description="Queued jobs beyond which POST /train answers 429 (no flooding the queue)."
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0, description="Embedded worker: idle poll interval.")
+    events_poll_seconds: float = Field(default=0.5, gt=0, description="SSE: how often a stream checks for news.")
+
+    @field_validator("broker_url", "api_key", "mnist_dir", "worker_torch_threads", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """`ADGM_API_KEY=` (as docker compose passes an unset variable) means no key, not an empty one."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.artifact_dir / "models"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.artifact_dir / "jobs"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.artifact_dir / "datasets"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Training jobs: the state machine over the job store, dispatch to workers, and the reaper."""

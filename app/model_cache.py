@@ -1,0 +1,90 @@
+"""Trained models loaded for inference, least recently used evicted first."""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adgm_core.checkpoint import CheckpointError
+from adgm_core.predictor import Predictor
+
+from app.models import TrainedModel
+
+
+# One inference at a time per API process (each with ADGM_API_TORCH_THREADS threads): torch lets go
+# of the GIL around every small operator, and dozens of request threads taking turns at it cost more
+# than the inference itself (bench/serving.py, 32 clients on 2 cores: 68 classifications/s without
+# this lock, 170 with it). Decoding uploads and encoding PNGs stay outside, in parallel.
+INFERENCE_LOCK = threading.Lock()
+
+
+class ModelUnavailable(Exception):
+    """A model's files are missing or corrupt: a fault of that model, not of the request."""
+
+    def __init__(self, model_id: str, reason: str):
+        super().__init__(
+            f"Model {model_id} cannot be loaded from the artifact store: {reason} "
+            "Delete it (DELETE /models/{id}) or train a new one; other models are unaffected."
+        )
+        self.model_id = model_id
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    id: str
+    predictor: Predictor
+
+
+class ModelCache:
+    def __init__(self, models_dir: Path, capacity: int):
+        self.models_dir = models_dir
+        self.capacity = capacity
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+
+    def get(self, record: TrainedModel) -> LoadedModel:
+        """The predictor of `record`, loaded (and checked against its sha256) on first use."""
+        if loaded := self._cached(record.id):
+            return loaded
+        with self._load_lock:  # one load at a time, so a burst of requests loads a model once
+            if loaded := self._cached(record.id):
+                return loaded
+            try:
+                predictor = Predictor.from_directory(self.models_dir / record.id, expected_sha256=record.sha256)
+            except (CheckpointError, OSError) as error:  # the reason names files, not the server's paths
+                reason = str(error).replace(str(self.models_dir / record.id), f"models/{record.id}")
+                raise ModelUnavailable(record.id, reason) from error
+            self._check_card(record, predictor)
+            loaded = LoadedModel(record.id, predictor)
+            with self._lock:
+                self._models[record.id] = loaded
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
+            return loaded
+
+    def _check_card(self, record: TrainedModel, predictor: Predictor) -> None:
+        """The sha256 covers the weights only; an altered model.json that still parses must not
+        serve a wrong shape or fail later as a server error, so it has to agree with the record
+        and its novelty calibration has to work on one blank image."""
+        card = self.models_dir / record.id / "model.json"
+        if predictor.card.get("config") != record.config:
+            raise ModelUnavailable(record.id, f"{card} does not match the model's record (config differs).")
+        try:
+            with INFERENCE_LOCK:
+                predictor.classify(np.zeros((1, *predictor.config.x_shape), np.uint8))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelUnavailable(record.id, f"{card} is damaged ({type(error).__name__}: {error}).") from error
+
+    def _cached(self, model_id: str) -> LoadedModel | None:
+        with self._lock:
+            loaded = self._models.get(model_id)
+            if loaded is not None:
+                self._models.move_to_end(model_id)
+            return loaded
+
+    def evict(self, model_id: str) -> None:
+        with self._lock:
+            self._models.pop(model_id, None)
