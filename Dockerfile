@@ -1,0 +1,30 @@
+# adgm-serve: one image for the API and the workers.
+#   CPU (API, CPU worker):  docker build -t adgm-serve:cpu .
+#   GPU worker (CUDA torch): docker build -t adgm-serve:gpu --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 .
+FROM python:3.11-slim
+
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 adgm
+WORKDIR /srv/adgm
+
+# torch first, from the index that matches the hardware; the package install then keeps it.
+RUN pip install --index-url "${TORCH_INDEX_URL}" "torch>=2.4,<3" "torchvision>=0.19"
+COPY pyproject.toml README.md ./
+COPY adgm_core ./adgm_core
+COPY app ./app
+COPY worker ./worker
+RUN pip install -e .
+
+# State lives in /data (volumes in docker-compose.yml), owned by the unprivileged user.
+RUN mkdir -p /data/artifacts /data/mnist && chown -R adgm:adgm /data
+ENV ADGM_DATABASE_URL=sqlite:////data/adgm.sqlite \
+    ADGM_ARTIFACT_DIR=/data/artifacts
+USER adgm
+
+EXPOSE 8000
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
