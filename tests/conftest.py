@@ -1,0 +1,189 @@
+"""Fixtures shared by the service's tests: settings on temporary state, one real trained model per
+session, a private redis-server, and a private schema on the PostgreSQL server."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.core.db import create_tables, make_engine, make_sessionmaker
+from app.jobs.state import JobStore
+from app.main import create_app
+from process_harness import Process
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+# A model small enough to train on the CPU in seconds; the flow matters here, not the accuracy.
+TINY_JOB = {
+    "dataset": "digits5k", "labels_per_class": 10, "epochs": 2, "hidden": [32], "z_dim": 4, "a_dim": 4,
+    "skip": False, "learning_rate": 1e-3, "batch_size": 100, "mc_samples": 1, "seed": 0, "name": "tiny",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_test_settings(state_dir: Path, **overrides) -> Settings:
+    """Settings that read nothing from the environment or a .env file, state under `state_dir`."""
+    values = dict(
+        database_url=f"sqlite:///{state_dir / 'adgm.sqlite'}", artifact_dir=state_dir / "artifacts",
+        broker_url=None, api_key=None, mnist_dir=None, embedded_workers=0, api_torch_threads=2,
+        worker_torch_threads=None, embedded_worker_nice=0, heartbeat_seconds=0.2, events_poll_seconds=0.05,
+        checkpoint_every=1, worker_poll_seconds=0.2,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def job_store(settings: Settings) -> JobStore:
+    engine = make_engine(settings.database_url)
+    create_tables(engine)
+    return JobStore(make_sessionmaker(engine), settings.stale_after_seconds, settings.max_attempts)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The four MNIST IDX files: $ADGM_MNIST_DIR, else ../shared/data/mnist from the repository root."""
+    directory = Path(os.environ.get("ADGM_MNIST_DIR", REPO_ROOT / ".." / "shared" / "data" / "mnist"))
+    if not directory.is_dir():
+        pytest.fail(f"MNIST IDX files not found in {directory}; set ADGM_MNIST_DIR to their directory")
+    return directory.resolve()
+
+
+@dataclass(frozen=True)
+class TrainedState:
+    """A job store and artifact store holding one succeeded job and its model."""
+
+    directory: Path
+    job_id: str
+    model_id: str
+
+
+@pytest.fixture(scope="session")
+def trained_state(tmp_path_factory) -> TrainedState:
+    """Trains one tiny model for real (digits5k, 2 epochs) through the worker's own code path."""
+    from app.models import Job
+    from worker.training import JobRunner
+
+    directory = tmp_path_factory.mktemp("trained")
+    settings = make_test_settings(directory)
+    engine = make_engine(settings.database_url)
+    create_tables(engine)
+    store = JobStore(make_sessionmaker(engine))
+    job = store.create(dict(TINY_JOB), TINY_JOB["dataset"], TINY_JOB["name"])
+    assert JobRunner(settings, store).run(job.id) == "succeeded"
+    with store.sessions() as session:
+        model_id = session.get(Job, job.id).model_id
+    engine.dispose()
+    return TrainedState(directory, job.id, model_id)
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """make_settings(trained=None, **overrides): settings on fresh state in tmp_path, starting
+    from a copy of `trained` (job store and artifacts) when given."""
+
+    def make(trained: TrainedState | None = None, **overrides) -> Settings:
+        state = tmp_path / "state"
+        if trained is not None:
+            shutil.copytree(trained.directory, state, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+        state.mkdir(exist_ok=True)
+        return make_test_settings(state, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A redis-server of this test's own on a free port, without persistence."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not installed (Debian package redis-server); scripts/install.sh --test installs it")
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL whose connections live in a schema of their own on the local PostgreSQL server,
+    dropped afterwards. Skips when the server cannot be reached."""
+    import psycopg
+
+    schema = f"adgm_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 (database 'test') is unreachable: {error}")
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{POSTGRES_SERVER}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def start_client():
+    """start_client(settings) → a TestClient whose app (lifespan included) runs until the test ends."""
+    clients = []
+
+    def start(settings) -> TestClient:
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def processes():
+    """processes(name, args, env, directory) → a started Process; all are killed after the test."""
+    started: list[Process] = []
+
+    def start(name, args, env, directory) -> Process:
+        process = Process(name, args, env, directory)
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop(timeout=30)

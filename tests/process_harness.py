@@ -1,0 +1,51 @@
+"""A real subprocess for the tests that start servers and workers (tests/integration,
+tests/reliability): its own session, output appended to a log file that failures quote, killed
+with its whole process group when its test ends."""
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+
+class Process:
+    """A subprocess in a session of its own, its output appended to a log file; `start` again
+    after a kill runs the same command anew."""
+
+    def __init__(self, name: str, args: list[str], env: dict, directory: Path):
+        self.name, self.args, self.env, self.directory = name, args, env, directory
+        self.log = directory / f"{name}.log"
+        self.popen: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> "Process":
+        with open(self.log, "ab") as log:
+            self.popen = subprocess.Popen(self.args, cwd=self.directory, env=self.env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def tail(self, characters: int = 4000) -> str:
+        return f"--- {self.name} log ---\n{self.text()[-characters:]}"
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill_group(self) -> None:
+        """SIGKILL to the process and every child it started: a machine or container gone."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill_group()

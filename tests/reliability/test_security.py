@@ -1,0 +1,244 @@
+"""Promise 7: with ADGM_API_KEY set, every route that changes state refuses a missing or wrong key
+and does what it should with the right one; reads stay open (the documented policy); body limits
+hold for declared and for streamed bodies; no request makes the server touch a path built from
+what the client sent; the containers run as an unprivileged user.
+
+Routes are enumerated from the app's own OpenAPI document, so a new route fails these tests until
+it is given its place here.
+"""
+
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fault_harness import REPO_ROOT
+
+KEY = "the-right-key"
+WRONG = ["", "Bearer", "Bearer ", "Bearer wrong", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", f"Basic {KEY}", KEY,
+         f"Token {KEY}", f"Bearer  {KEY} extra"]
+STATE_CHANGING = {"post", "put", "patch", "delete"}
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npz() -> bytes:
+    labels = np.full(40, -1, np.int64)
+    labels[:20] = np.arange(20) % 10
+    buffer = io.BytesIO()
+    np.savez(buffer, images=np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8), labels=labels)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def keyed(trained_state, make_settings, start_client):
+    """The app with ADGM_API_KEY set, on a copy of the session's store (one job, one model) with one
+    more queued job; uploads limited to 64 KiB so the limit is quick to cross."""
+    settings = make_settings(trained_state, api_key=KEY, max_upload_bytes=64 * 1024)
+    client = start_client(settings)
+    queued = client.post("/train", json={"epochs": 1}, headers={"Authorization": f"Bearer {KEY}"}).json()["id"]
+    return client, settings, queued
+
+
+def operations(client) -> list[tuple[str, str]]:
+    schema = client.get("/openapi.json").json()
+    return sorted((method, path) for path, methods in schema["paths"].items() for method in methods)
+
+
+def concrete(path: str, job_id: str, model_id: str) -> str:
+    return path.replace("{job_id}", job_id).replace("{model_id}", model_id)
+
+
+def state_of(client, settings) -> tuple:
+    """What a state-changing request could change: jobs, models, data sets, files."""
+    files = sorted(str(path.relative_to(settings.artifact_dir)) for path in settings.artifact_dir.rglob("*"))
+    return (client.get("/jobs").json(), client.get("/models").json(), client.get("/datasets").json(), files)
+
+
+def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, trained_state, test_digits):
+    client, settings, queued = keyed
+    digit = png(test_digits[0][0])
+    # What the right key must achieve on each route: (request, expected status, check of the answer).
+    accepted = {
+        ("post", "/train"): (dict(json={"epochs": 1}), 202, lambda body: body["status"] == "queued"),
+        ("post", "/datasets"): (dict(files={"file": ("d.npz", npz())}), 201, lambda body: body["n_images"] == 40),
+        ("post", "/classify"): (dict(files={"files": ("d.png", digit)}), 200,
+                                lambda body: len(body["results"][0]["probabilities"]) == 10),
+        ("post", "/analogies"): (dict(files={"file": ("d.png", digit)}), 200, None),
+        ("post", "/jobs/{job_id}/cancel"): (dict(), 202, lambda body: body["status"] == "cancelled"),
+        ("delete", "/models/{model_id}"): (dict(), 204, None),
+    }
+    changing = [(method, path) for method, path in operations(client) if method in STATE_CHANGING]
+    assert sorted(accepted) == changing, "a state-changing route without its case here"
+
+    before = state_of(client, settings)
+    for method, path in changing:
+        url = concrete(path, queued, trained_state.model_id)
+        request, _, _ = accepted[(method, path)]
+        missing = client.request(method.upper(), url, **request)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer", (method, path)
+        assert "API key" in missing.json()["detail"]
+        for wrong in WRONG:
+            answer = client.request(method.upper(), url, headers={"Authorization": wrong}, **request)
+            assert answer.status_code == 401, (method, path, wrong)
+    assert state_of(client, settings) == before, "a refused request changed something"
+
+    for method, path in sorted(changing, key=lambda route: route[0] == "delete"):  # DELETE last: classify needs the model
+        request, status, check = accepted[(method, path)]
+        url = concrete(path, queued, trained_state.model_id)
+        answer = client.request(method.upper(), url, headers={"Authorization": f"Bearer {KEY}"}, **request)
+        assert answer.status_code == status, (method, path, answer.text)
+        if check is not None:
+            assert check(answer.json()), (method, path)
+        if path == "/analogies":
+            assert Image.open(io.BytesIO(answer.content)).size == (2 + 10 * 30, 2 + 30)
+    assert client.get(f"/models/{trained_state.model_id}").status_code == 404
+
+
+def test_reads_are_open_without_a_key(keyed, trained_state):
+    """docs/api.md: with a key, POST and DELETE need it; every GET stays open."""
+    client, _settings, _queued = keyed
+    reads = [path for method, path in operations(client) if method == "get"]
+    assert {"/jobs/{job_id}/events", "/sample", "/models/{model_id}"} <= set(reads)
+    for path in reads:
+        url = concrete(path, trained_state.job_id, trained_state.model_id)
+        params = {"label": 1} if path == "/sample" else None
+        answer = client.get(url, params=params)
+        assert answer.status_code == 200, (path, answer.text)
+
+
+def oversized(path: str, limit: int) -> tuple[dict, bytes]:
+    """(headers, body) one byte or more over `limit`, in the form the route reads: a multipart
+    upload, or JSON for /train (a body of the wrong type would never be read at all)."""
+    if path == "/train":
+        return {"Content-Type": "application/json"}, json.dumps({"name": "x" * limit}).encode()
+    field = {"/classify": "files"}.get(path, "file")
+    request = httpx.Request("POST", "http://x/", files={field: ("big.bin", b"\0" * limit)})
+    return dict(request.headers), request.read()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
+def test_body_limits_hold_on_every_route_with_a_body(keyed, streamed):
+    client, settings, _queued = keyed
+    limits = {"/train": 64 * 1024, "/datasets": settings.max_upload_bytes, "/classify": settings.max_upload_bytes,
+              "/analogies": settings.max_upload_bytes}
+    paths = client.get("/openapi.json").json()["paths"]
+    with_body = [path for method, path in operations(client) if method == "post" and paths[path]["post"].get("requestBody")]
+    assert sorted(with_body) == sorted(limits)
+    before = state_of(client, settings)
+    for path, limit in limits.items():
+        headers, body = oversized(path, limit)
+        headers = {key: value for key, value in headers.items() if key.lower() == "content-type"}
+        content = (body[i:i + 4096] for i in range(0, len(body), 4096)) if streamed else body
+        answer = client.post(path, content=content, headers={**headers, "Authorization": f"Bearer {KEY}"})
+        assert answer.status_code == 413, (path, answer.text)
+        assert answer.json() == {"detail": f"The request body is larger than the limit of {limit} bytes."}
+    assert state_of(client, settings) == before
+
+
+class FileAudit:
+    """Records every path the process opens, lists, creates, renames or removes (PEP 578 audit
+    events) while `recording`; the hook stays installed for the session, idle otherwise."""
+
+    EVENTS = {"open", "os.listdir", "os.scandir", "os.mkdir", "os.rename", "os.replace", "os.remove",
+              "os.rmdir", "shutil.rmtree", "shutil.copyfile", "os.unlink", "os.link", "os.symlink"}
+    installed = None
+
+    def __init__(self):
+        self.recording = False
+        self.paths: list[str] = []  # every path touched
+        self.written: list[str] = []  # paths opened for writing, created, renamed or removed
+        self.lock = threading.Lock()
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if self.recording and event in self.EVENTS:
+            writes = event != "open" or self._opens_for_writing(args)
+            with self.lock:
+                for arg in args[:1] if event == "open" else args[:2]:
+                    if isinstance(arg, (str, bytes, Path)):
+                        self.paths.append(os.fsdecode(arg))
+                        if writes:
+                            self.written.append(os.fsdecode(arg))
+
+    @staticmethod
+    def _opens_for_writing(args: tuple) -> bool:
+        _path, mode, flags = args
+        if isinstance(mode, str):
+            return any(letter in mode for letter in "wax+")
+        return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+
+    @classmethod
+    def get(cls) -> "FileAudit":
+        if cls.installed is None:
+            cls.installed = cls()
+        return cls.installed
+
+
+HOSTILE = ["../../../../etc/passwd", "/etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+           "....//....//etc/passwd", "C:\\Windows\\win.ini", "evil\u2215..\u2215passwd", "%00evil"]
+
+
+def test_no_route_touches_a_path_built_from_client_input(keyed):
+    client, settings, _queued = keyed
+    auth = {"Authorization": f"Bearer {KEY}"}
+    audit = FileAudit.get()
+    audit.paths.clear()
+    audit.written.clear()
+    audit.recording = True
+    try:
+        for hostile in HOSTILE:
+            for method, path in operations(client):
+                if "{" in path:
+                    client.request(method.upper(), re.sub(r"\{[^}]+\}", lambda _: hostile, path), headers=auth)
+            client.get("/sample", params={"label": 1, "model": hostile})
+            client.post("/classify", params={"model": hostile}, files={"files": (hostile, b"x")}, headers=auth)
+            client.post("/train", json={"dataset": hostile, "name": hostile}, headers=auth)
+            upload = client.post("/datasets", files={"file": (hostile, npz())}, data={"name": hostile}, headers=auth)
+            assert upload.status_code == 201  # a valid upload under a hostile name is stored under its own id
+            stored = settings.datasets_dir / f"{upload.json()['id']}.npz"
+            assert stored.is_file()
+    finally:
+        audit.recording = False
+    touched = [p for p in audit.paths if any(mark in p for mark in ("passwd", "evil", "win.ini", ".."))]
+    assert touched == [], touched
+    assert audit.paths, "the audit hook saw nothing: it is not recording"
+    state = settings.artifact_dir.parent
+    temporary = Path(tempfile.gettempdir())
+    written = {Path(p) for p in audit.written}
+    assert written, "the uploads were stored, so something was written"
+    stray = [p for p in written if not (p.is_relative_to(state) or (p.parent == temporary and p.name.startswith("tmp")))]
+    assert stray == [], f"written outside the state directory: {stray}"
+
+
+def test_the_containers_run_as_an_unprivileged_user():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)
+    final = stages[-1]
+    users = re.findall(r"^USER\s+(\S+)", final, flags=re.MULTILINE)
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image's last USER is root"
+    assert final.rindex("\nUSER ") < final.index("\nCMD "), "CMD runs before USER is set"
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    ours = {name: service for name, service in compose["services"].items()
+            if "build" in service or str(service.get("image", "")).startswith("adgm-serve")}
+    assert {"api", "worker", "worker-cpu"} <= set(ours)
+    for name, service in ours.items():
+        assert str(service.get("user", "unset")).split(":")[0] not in ("root", "0"), name
+        assert not service.get("privileged", False), name
+        assert "cap_add" not in service, name
+    published = sorted(name for name, service in compose["services"].items() if service.get("ports"))
+    assert published == ["api"], "only the API is reachable from outside; redis and postgres are not"
