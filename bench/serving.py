@@ -1,0 +1,236 @@
+"""Serving figures: issue 3's benchmark and issue 5's load. Prints JSON lines; `--out` writes them.
+
+1. floor: POST /classify (one 28×28 PNG digit) and GET /sample?n=16, each alone at 32 connections,
+   against bare routes on the same server (bench/bare_app.py) that take the same upload or answer a
+   constant PNG: throughput ratio, p50/p99.
+2. mixed: POST /classify, GET /sample and GET /jobs/{id} round-robin at 32 and 128 connections:
+   requests served, errors, p50/p99, the server's peak RSS.
+3. training: POST /classify latency while a training job runs in the embedded worker, against idle.
+
+The server is `uvicorn` as in production (one process, access log on, written to a file), on
+127.0.0.1 only, with a model trained first with the API's default sizes (one epoch of digits5k).
+
+    apt-get install wrk        # the load generator; without it: --generator httpx
+    .venv/bin/python bench/serving.py --out out/serving.json
+    .venv/bin/python bench/serving.py --only floor --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from adgm_core.data import load_builtin  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from app.core.db import create_tables, make_engine, make_sessionmaker  # noqa: E402
+from app.jobs.state import JobStore  # noqa: E402
+from app.models import Job  # noqa: E402
+from app.schemas import JobCreate  # noqa: E402
+from bench.load import Call, multipart, run_httpx, run_wrk, wrk_available  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def train_model(state: Path) -> tuple[str, str]:
+    """A model of the API's default sizes, one epoch of digits5k; returns (job id, model id)."""
+    from worker.training import JobRunner
+
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{state / 'adgm.sqlite'}",
+                        artifact_dir=state / "artifacts", mnist_dir=None, embedded_workers=0)
+    engine = make_engine(settings.database_url)
+    create_tables(engine)
+    store = JobStore(make_sessionmaker(engine))
+    params = JobCreate(epochs=1, name="serving benchmark").model_dump()
+    job = store.create(params, params["dataset"], params["name"])
+    assert JobRunner(settings, store).run(job.id) == "succeeded"
+    with store.sessions() as session:
+        model_id = session.get(Job, job.id).model_id
+    engine.dispose()
+    return job.id, model_id
+
+
+class Server:
+    """uvicorn on the bench app factory (the service plus the bare routes)."""
+
+    def __init__(self, state: Path, port: int, embedded_workers: int):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
+        env.update(PYTHONPATH=str(REPO_ROOT), ADGM_DATABASE_URL=f"sqlite:///{state / 'adgm.sqlite'}",
+                   ADGM_ARTIFACT_DIR=str(state / "artifacts"), ADGM_MNIST_DIR="",
+                   ADGM_EMBEDDED_WORKERS=str(embedded_workers))
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(state / f"uvicorn-{port}.log", "ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "uvicorn"), "--factory", "bare_app:create_app", "--app-dir", str(REPO_ROOT / "bench"),
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=env, cwd=state, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start; see {self.log.name}")
+            time.sleep(0.2)
+
+    def peak_rss_mib(self) -> float:
+        """The API process's peak resident set (VmHWM) so far."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def digit_png() -> bytes:
+    _train, test = load_builtin("digits5k")
+    buffer = io.BytesIO()
+    Image.fromarray(test.images[0]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def is_png(response: httpx.Response) -> bool:
+    return response.content.startswith(b"\x89PNG") and Image.open(io.BytesIO(response.content)).size[0] > 0
+
+
+def is_classification(response: httpx.Response) -> bool:
+    probabilities = response.json()["results"][0]["probabilities"]
+    return len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-3
+
+
+def calls(job_id: str) -> dict[str, Call]:
+    headers, body = multipart("files", "digit.png", digit_png())
+    return {
+        "classify": Call("POST", "/classify", headers, body, check=is_classification),
+        "bare_upload": Call("POST", "/bench/bare", headers, body),
+        "sample": Call("GET", "/sample?label=3&n=16&seed=1", check=is_png),
+        "bare_png": Call("GET", "/bench/bare", check=is_png),
+        "job": Call("GET", f"/jobs/{job_id}", check=lambda response: response.json()["id"] == job_id),
+    }
+
+
+class Bench:
+    def __init__(self, generator: str, seconds: float):
+        self.generator, self.seconds = generator, seconds
+
+    def load(self, url: str, mix: list[Call], connections: int, seconds: float | None = None) -> dict:
+        seconds = seconds or self.seconds
+        load_before = os.getloadavg()[0]
+        if self.generator == "wrk":
+            result, failures = run_wrk(url, mix, connections, seconds), []
+        else:
+            result, failures = run_httpx(url, mix, connections, seconds)
+        figures = result.as_dict()
+        figures["load_average_1m_before"] = round(load_before, 2)
+        if failures:
+            figures["first_failures"] = failures[:5]
+        return figures
+
+    def warm(self, url: str, mix: list[Call]) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for call in mix:
+                response = client.request(call.method, call.path, headers=call.headers, content=call.body or None)
+                assert response.status_code == call.status, response.text
+                assert call.check is None or call.check(response), f"{call.path}: unexpected answer"
+        self.load(url, mix, 4, seconds=2)
+
+
+def floor(bench: Bench, server: Server, routes: dict[str, Call], connections: int = 32) -> dict:
+    figures = {}
+    for name in ("classify", "bare_upload", "sample", "bare_png"):
+        bench.warm(server.url, [routes[name]])
+        figures[name] = bench.load(server.url, [routes[name]], connections)
+    for name, bare in (("classify", "bare_upload"), ("sample", "bare_png")):
+        figures[f"{name}_vs_floor_throughput"] = round(
+            figures[name]["requests_per_second"] / figures[bare]["requests_per_second"], 3)
+    return figures
+
+
+def mixed(bench: Bench, server: Server, routes: dict[str, Call]) -> dict:
+    mix = [routes["classify"], routes["sample"], routes["job"]]
+    bench.warm(server.url, mix)
+    figures = {f"c{connections}": bench.load(server.url, mix, connections) for connections in (32, 128)}
+    figures["server_peak_rss_mib"] = round(server.peak_rss_mib(), 1)
+    return figures
+
+
+def during_training(bench: Bench, server: Server, routes: dict[str, Call]) -> dict:
+    """Classify at 1 and 32 connections, idle and while the embedded worker trains a long job."""
+    mix = [routes["classify"]]
+    bench.warm(server.url, mix)
+    figures = {"idle": {f"c{c}": bench.load(server.url, mix, c) for c in (1, 32)}}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = client.post("/train", json={"epochs": 500, "name": "background training"}).json()
+        deadline = time.monotonic() + 300
+        while not client.get(f"/jobs/{job['id']}").json()["history"]:  # past data loading and the first epoch
+            if time.monotonic() > deadline:
+                raise RuntimeError("the background job did not start")
+            time.sleep(0.5)
+        figures["training"] = {f"c{c}": bench.load(server.url, mix, c) for c in (1, 32)}
+        running = client.get(f"/jobs/{job['id']}").json()
+        figures["training"]["job_status_during"] = running["status"]
+        figures["training"]["training_examples_per_second"] = running["progress"]["examples_per_second"]
+        client.post(f"/jobs/{job['id']}/cancel")
+    for c in ("c1", "c32"):
+        for percentile in ("p50_ms", "p99_ms"):
+            figures[f"{c}_{percentile}_training_over_idle"] = round(
+                figures["training"][c][percentile] / figures["idle"][c][percentile], 2)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["floor", "mixed", "training"], action="append")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured run")
+    parser.add_argument("--generator", choices=["wrk", "httpx"], default="wrk" if wrk_available() else "httpx")
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    scenarios = args.only or ["floor", "mixed", "training"]
+    bench = Bench(args.generator, args.seconds)
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                           "generator": args.generator, "seconds_per_run": args.seconds}}
+    with tempfile.TemporaryDirectory(prefix="adgm-serving-") as directory:
+        state = Path(directory)
+        job_id, model_id = train_model(state)
+        results["model"] = {"id": model_id, "sizes": "API defaults (hidden [256, 128], z 32, a 32, SDGM)"}
+        routes = calls(job_id)
+        for scenario in scenarios:
+            server = Server(state, args.port, embedded_workers=1 if scenario == "training" else 0)
+            try:
+                run = {"floor": floor, "mixed": mixed, "training": during_training}[scenario]
+                results[scenario] = run(bench, server, routes)
+            finally:
+                server.stop()
+            print(json.dumps({scenario: results[scenario]}), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
