@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs adgm-serve into .venv. With --test it also installs the test tools and, as root on a
+# Debian machine, what the tests start as real processes: redis-server and headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+with_test=0
+[ "${1:-}" = "--test" ] && with_test=1
+
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# pyproject.toml keeps an honest range; the pin picks the releases this machine kind has on disk.
+.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+if [ "$with_test" = 1 ]; then
+  .venv/bin/python -m pip install -q -e ".[test]"
+  missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "install.sh: please install ${missing[*]} (Debian packages) for the integration and browser tests" >&2
+      exit 1
+    fi
+  fi
+else
+  .venv/bin/python -m pip install -q -e .
+fi
