@@ -19,16 +19,19 @@ def as_model_input(images: np.ndarray | Tensor, device: torch.device | str = "cp
     return images.reshape(images.shape[0], -1).float() / 255.0
 
 
-@torch.no_grad()
-def class_probabilities(
-    model: ADGM, x: Tensor, samples: int, generator: torch.Generator, batch_size: int = 1000
-) -> Tensor:
-    """q(y | x) for float inputs (N, D), averaged over `samples` draws of a; shape (N, K).
+def draw_class_noise(model: ADGM, samples: int, generator: torch.Generator) -> Tensor:
+    """Standard-normal draws (S, 1, A) for the S samples of a, to be shared by all images."""
+    return torch.randn((samples, 1, model.config.a_dim), generator=generator, device=generator.device)
 
-    The S standard-normal draws are shared by all images, so an image's answer does not depend on
-    which other images are in the batch.
+
+@torch.no_grad()
+def class_probabilities(model: ADGM, x: Tensor, eps: Tensor, batch_size: int = 1000) -> Tensor:
+    """q(y | x) for float inputs (N, D), averaged over a_s = mu(x) + sigma(x) * eps_s; shape (N, K).
+
+    The draws eps (S, 1, A) are shared by all images, so an image's answer does not depend on which
+    other images are in the batch.
     """
-    eps = torch.randn((samples, 1, model.config.a_dim), generator=generator, device=x.device)
+    samples = len(eps)
     out = []
     for chunk in x.split(max(1, batch_size // samples)):
         mu_a, log_var_a = model.infer_a(chunk)
@@ -41,7 +44,7 @@ def class_probabilities(
 def error_rate(model: ADGM, images: np.ndarray, labels: np.ndarray, samples: int, seed: int = 0) -> float:
     """Fraction of misclassified images under the S-sample estimate of q(y | x)."""
     device = next(model.parameters()).device
-    generator = torch.Generator(device).manual_seed(seed)
-    probabilities = class_probabilities(model, as_model_input(images, device), samples, generator)
+    eps = draw_class_noise(model, samples, torch.Generator(device).manual_seed(seed))
+    probabilities = class_probabilities(model, as_model_input(images, device), eps)
     predicted = probabilities.argmax(-1).cpu().numpy()
     return float((predicted != np.asarray(labels)).mean())

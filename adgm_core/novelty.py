@@ -17,16 +17,24 @@ from adgm_core.objective import unlabelled_bound
 QUANTILES = 201
 
 
+def draw_bound_noise(model: ADGM, samples: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Standard-normal draws for `samples` values of a (samples, 1, A) and of z under each label
+    (K, samples, 1, Z), to be shared by all images."""
+    c = model.config
+    eps_a = torch.randn((samples, 1, c.a_dim), generator=generator, device=generator.device)
+    eps_z = torch.randn((c.n_classes, samples, 1, c.z_dim), generator=generator, device=generator.device)
+    return eps_a, eps_z
+
+
 @torch.no_grad()
-def negative_bound(model: ADGM, x: Tensor, samples: int, generator: torch.Generator, batch_size: int = 250) -> Tensor:
-    """-U(x) in nats for float inputs (N, D), averaged over `samples` draws of (a, z).
+def negative_bound(model: ADGM, x: Tensor, eps_a: Tensor, eps_z: Tensor, batch_size: int = 250) -> Tensor:
+    """-U(x) in nats for float inputs (N, D), averaged over the draws of (a, z) from `draw_bound_noise`.
 
     The samples are folded into the batch (one pass), and the draws are shared by all images, so an
     image's score does not depend on the rest of the batch.
     """
     c = model.config
-    eps_a = torch.randn((samples, 1, c.a_dim), generator=generator, device=x.device)
-    eps_z = torch.randn((c.n_classes, samples, 1, c.z_dim), generator=generator, device=x.device)
+    samples = len(eps_a)
     out = []
     for chunk in x.split(batch_size):
         B = len(chunk)
@@ -40,8 +48,8 @@ def negative_bound(model: ADGM, x: Tensor, samples: int, generator: torch.Genera
 
 def calibrate(model: ADGM, x: Tensor, samples: int = 4, seed: int = 0) -> dict:
     """Quantiles of -U(x) over training inputs, stored in the model card."""
-    generator = torch.Generator(x.device).manual_seed(seed)
-    nll = negative_bound(model, x, samples, generator).cpu().numpy()
+    eps_a, eps_z = draw_bound_noise(model, samples, torch.Generator(x.device).manual_seed(seed))
+    nll = negative_bound(model, x, eps_a, eps_z).cpu().numpy()
     return {"nll_quantiles": np.quantile(nll, np.linspace(0, 1, QUANTILES)).round(4).tolist(), "samples": samples}
 
 

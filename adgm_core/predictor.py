@@ -1,6 +1,8 @@
 """A trained model ready to answer: class probabilities with a novelty score, samples, analogies.
 
-Answers are deterministic: the same input (or seed) gives the same numbers and pixels.
+Answers are deterministic: the same input (or seed) gives the same numbers and pixels. The noise
+behind q(y | x) and the novelty bound is drawn once and shared by all images, so an image's answer
+does not depend on the other images classified with it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import torch
 
 from adgm_core.checkpoint import load_model
 from adgm_core.config import ModelConfig
-from adgm_core.evaluation import as_model_input, class_probabilities
+from adgm_core.evaluation import as_model_input, class_probabilities, draw_class_noise
 from adgm_core.generation import analogies, sample
 from adgm_core.model import ADGM
-from adgm_core.novelty import negative_bound, novelty_score
+from adgm_core.novelty import draw_bound_noise, negative_bound, novelty_score
 
 CLASSIFY_SAMPLES = 16  # draws of a averaged in q(y | x)
 
@@ -26,6 +28,9 @@ class Predictor:
         self.card = card
         self.config: ModelConfig = model.config
         self.device = next(model.parameters()).device
+        generator = torch.Generator(self.device).manual_seed(0)
+        self._eps_y = draw_class_noise(model, CLASSIFY_SAMPLES, generator)
+        self._eps_a, self._eps_z = draw_bound_noise(model, card["novelty"]["samples"], generator)
 
     @classmethod
     def from_directory(cls, directory: Path | str, expected_sha256: str | None = None) -> Predictor:
@@ -42,11 +47,9 @@ class Predictor:
         """q(y | x) for uint8 images (N, H, W) and each image's novelty in [0, 1]."""
         self._check(images)
         x = as_model_input(images, self.device)
-        generator = torch.Generator(self.device).manual_seed(0)
-        probabilities = class_probabilities(self.model, x, CLASSIFY_SAMPLES, generator)
-        calibration = self.card["novelty"]
-        nll = negative_bound(self.model, x, calibration["samples"], generator)
-        return probabilities.cpu().numpy(), novelty_score(nll.cpu().numpy(), calibration)
+        probabilities = class_probabilities(self.model, x, self._eps_y)
+        nll = negative_bound(self.model, x, self._eps_a, self._eps_z)
+        return probabilities.cpu().numpy(), novelty_score(nll.cpu().numpy(), self.card["novelty"])
 
     def sample(self, labels: list[int], seed: int) -> np.ndarray:
         """One uint8 image (H, W) per label, from p(x | y, z) with z drawn by `seed`."""

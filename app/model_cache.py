@@ -7,17 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adgm_core.checkpoint import CheckpointError
+from adgm_core.checkpoint import CheckpointError, load_model
+from adgm_core.model import ADGM
 from adgm_core.predictor import Predictor
 
+from app.inference import INFERENCE_LOCK, BatchingClassifier
 from app.models import TrainedModel
-
-
-# One inference at a time per API process (each with ADGM_API_TORCH_THREADS threads): torch lets go
-# of the GIL around every small operator, and dozens of request threads taking turns at it cost more
-# than the inference itself (bench/serving.py, 32 clients on 2 cores: 68 classifications/s without
-# this lock, 170 with it). Decoding uploads and encoding PNGs stay outside, in parallel.
-INFERENCE_LOCK = threading.Lock()
 
 
 class ModelUnavailable(Exception):
@@ -35,6 +30,7 @@ class ModelUnavailable(Exception):
 class LoadedModel:
     id: str
     predictor: Predictor
+    classifier: BatchingClassifier
 
 
 class ModelCache:
@@ -53,30 +49,32 @@ class ModelCache:
             if loaded := self._cached(record.id):
                 return loaded
             try:
-                predictor = Predictor.from_directory(self.models_dir / record.id, expected_sha256=record.sha256)
+                model, card = load_model(self.models_dir / record.id, expected_sha256=record.sha256)
             except (CheckpointError, OSError) as error:  # the reason names files, not the server's paths
                 reason = str(error).replace(str(self.models_dir / record.id), f"models/{record.id}")
                 raise ModelUnavailable(record.id, reason) from error
-            self._check_card(record, predictor)
-            loaded = LoadedModel(record.id, predictor)
+            predictor = self._checked_predictor(record, model, card)
+            loaded = LoadedModel(record.id, predictor, BatchingClassifier(predictor))
             with self._lock:
                 self._models[record.id] = loaded
                 while len(self._models) > self.capacity:
                     self._models.popitem(last=False)
             return loaded
 
-    def _check_card(self, record: TrainedModel, predictor: Predictor) -> None:
+    def _checked_predictor(self, record: TrainedModel, model: ADGM, card: dict) -> Predictor:
         """The sha256 covers the weights only; an altered model.json that still parses must not
         serve a wrong shape or fail later as a server error, so it has to agree with the record
         and its novelty calibration has to work on one blank image."""
-        card = self.models_dir / record.id / "model.json"
-        if predictor.card.get("config") != record.config:
-            raise ModelUnavailable(record.id, f"{card} does not match the model's record (config differs).")
+        card_file = self.models_dir / record.id / "model.json"
+        if card.get("config") != record.config:
+            raise ModelUnavailable(record.id, f"{card_file} does not match the model's record (config differs).")
         try:
+            predictor = Predictor(model, card)
             with INFERENCE_LOCK:
                 predictor.classify(np.zeros((1, *predictor.config.x_shape), np.uint8))
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelUnavailable(record.id, f"{card} is damaged ({type(error).__name__}: {error}).") from error
+            raise ModelUnavailable(record.id, f"{card_file} is damaged ({type(error).__name__}: {error}).") from error
+        return predictor
 
     def _cached(self, model_id: str) -> LoadedModel | None:
         with self._lock:

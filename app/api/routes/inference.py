@@ -10,7 +10,7 @@ from app.api.deps import ApiKeyDep, LoadedModelDep, SettingsDep
 from app.api.errors import IMAGE_ERROR_STATUS
 from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
 from app.core.config import Settings
-from app.model_cache import INFERENCE_LOCK
+from app.inference import INFERENCE_LOCK
 from app.schemas import Classification, ClassifyPublic
 
 router = APIRouter(tags=["inference"])
@@ -73,8 +73,7 @@ def classify(
     """Class probabilities and a novelty score (0 typical … 1 unusual) for each image."""
     shape = tuple(model.predictor.config.x_shape)
     images = np.stack([_model_input(upload, settings, shape) for upload in files])
-    with INFERENCE_LOCK:
-        probabilities, novelty = model.predictor.classify(images)
+    probabilities, novelty = model.classifier.classify(images)
     results = [
         Classification(
             filename=upload.filename, label=int(np.argmax(p)), probabilities=[float(v) for v in p],
