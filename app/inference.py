@@ -14,6 +14,7 @@ the batch grows to the number of waiting requests. This is exact: the noise draw
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ class BatchingClassifier:
     def __init__(self, predictor: Predictor, max_images: int = 256):
         self.predictor = predictor
         self.max_images = max_images
-        self._queue: list[_Request] = []
+        self._queue: deque[_Request] = deque()
         self._queue_lock = threading.Lock()
 
     def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,7 @@ class BatchingClassifier:
             batch, size = [], 0
             while self._queue and (not batch or size + len(self._queue[0].images) <= self.max_images):
                 size += len(self._queue[0].images)
-                batch.append(self._queue.pop(0))
+                batch.append(self._queue.popleft())
             return batch
 
     def _answer(self, batch: list[_Request]) -> None:
