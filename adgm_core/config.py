@@ -85,10 +85,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        return cls(**values)
-
-    @classmethod
     def paper(cls, **overrides) -> TrainConfig:
         """The authors' MNIST settings: Adam 3e-4 decayed by 0.75 every 200 epochs, S = 100 at test."""
         settings = dict(lr_decay_every=200, eval_samples=100, epochs=1000)

@@ -31,7 +31,6 @@ class MultiInputMLP(nn.Module):
         for width_in, width_out in zip(hidden[:-1], hidden[1:]):
             layers += [nn.Linear(width_in, width_out), act()]
         self.rest = nn.Sequential(*layers)
-        self.out_dim = hidden[-1]
         gain = nn.init.calculate_gain("relu") if activation in ("relu", "elu", "gelu", "softplus") else 1.0
         for linear in [*self.first.values(), *(m for m in self.rest if isinstance(m, nn.Linear))]:
             nn.init.xavier_normal_(linear.weight, gain=gain)  # per input part, as the authors' separate layers

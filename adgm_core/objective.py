@@ -61,6 +61,16 @@ class Bound:
     log_q_y: Tensor  # (N, K): log q(y | a, x) for the shared sample of a
 
 
+def _latent_log_ratio(a, mu_a, log_var_a, z, mu_z, log_var_z, mu_pa, log_var_pa) -> Tensor:
+    """log p(z) + log p(a | ·) - log q(a | x) - log q(z | a, y, x): the latent part of the bound."""
+    return (
+        standard_normal_log_density(z)
+        + gaussian_log_density(a, mu_pa, log_var_pa)
+        - gaussian_log_density(a, mu_a, log_var_a)
+        - gaussian_log_density(z, mu_z, log_var_z)
+    )
+
+
 def labelled_bound(model: ADGM, x: Tensor, y: Tensor, eps_a: Tensor, eps_z: Tensor, beta: float = 1.0) -> Bound:
     """-L(x, y) for a batch, with `beta` weighting the latent terms (KL warm-up)."""
     mu_a, log_var_a = model.infer_a(x)
@@ -72,12 +82,7 @@ def labelled_bound(model: ADGM, x: Tensor, y: Tensor, eps_a: Tensor, eps_z: Tens
 
     log_p_x = bernoulli_log_likelihood(x, model.generate_x(y, z, a))
     log_p_y = -math.log(model.config.n_classes)
-    latent = (
-        standard_normal_log_density(z)
-        + gaussian_log_density(a, mu_pa, log_var_pa)
-        - gaussian_log_density(a, mu_a, log_var_a)
-        - gaussian_log_density(z, mu_z, log_var_z)
-    )
+    latent = _latent_log_ratio(a, mu_a, log_var_a, z, mu_z, log_var_z, mu_pa, log_var_pa)
     return Bound(log_p_x + log_p_y + beta * latent, F.log_softmax(full_precision(logits_y), dim=-1))
 
 
@@ -94,12 +99,7 @@ def unlabelled_bound(model: ADGM, x: Tensor, eps_a: Tensor, eps_z: Tensor, beta:
     mu_pa, log_var_pa = model.generate_a(x, labels, z)
 
     log_p_x = bernoulli_log_likelihood(x, model.generate_x(labels, z, a.expand(K, -1, -1)))  # (K, B)
-    latent = (
-        standard_normal_log_density(z)
-        + gaussian_log_density(a, mu_pa, log_var_pa)
-        - gaussian_log_density(a, mu_a, log_var_a)
-        - gaussian_log_density(z, mu_z, log_var_z)
-    )
+    latent = _latent_log_ratio(a, mu_a, log_var_a, z, mu_z, log_var_z, mu_pa, log_var_pa)
     elbo_per_label = (log_p_x - math.log(K) + beta * latent).T  # (B, K)
     q_y = log_q_y.exp()
     entropy = -(q_y * log_q_y).sum(-1)

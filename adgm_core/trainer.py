@@ -231,7 +231,7 @@ class Trainer:
         for name, value in tensors.items():
             if name.startswith("optimizer."):
                 _, index, key = name.split(".", 2)
-                state.setdefault(int(index), {})[key] = value.to(self.device) if key != "step" else value
+                state.setdefault(int(index), {})[key] = value  # load_state_dict moves it to its parameter
         self.optimizer.load_state_dict({"state": state, "param_groups": document["param_groups"]})
         self.generator.set_state(tensors["generator"])
         self.epoch, self.step = document["epoch"], document["step"]

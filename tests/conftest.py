@@ -47,12 +47,6 @@ def make_test_settings(state_dir: Path, **overrides) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-def job_store(settings: Settings) -> JobStore:
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
-    return JobStore(make_sessionmaker(engine), settings.stale_after_seconds, settings.max_attempts)
-
-
 @pytest.fixture
 def unused_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on."""

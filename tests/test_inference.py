@@ -26,9 +26,10 @@ class CountingPredictor:
         return self.predictor.classify(images)
 
 
-@pytest.fixture
-def predictor(trained_state, make_settings) -> Predictor:
-    return Predictor.from_directory(make_settings(trained_state).models_dir / trained_state.model_id)
+@pytest.fixture(scope="module")
+def predictor(trained_state) -> Predictor:
+    """Read-only use of the session's trained model, so no copy of its state is needed."""
+    return Predictor.from_directory(trained_state.directory / "artifacts" / "models" / trained_state.model_id)
 
 
 @pytest.fixture(scope="module")
