@@ -7,12 +7,13 @@ from pathlib import Path
 from adgm_core.data import DataError, ImageSet, load_builtin, load_npz
 
 from app.core.config import Settings
+from app.schemas import ID_PATTERN
 
 BUILTIN = {
     "digits5k": "Offline MNIST subset (4,000 train / 1,000 test real digits, shipped with the package)",
     "mnist": "MNIST (60,000 train / 10,000 test) from the IDX files in ADGM_MNIST_DIR",
 }
-DATASET_ID = re.compile(r"^[0-9a-f]{32}$")
+DATASET_ID = re.compile(ID_PATTERN)
 
 
 def uploaded_path(settings: Settings, dataset_id: str) -> Path:

@@ -39,7 +39,7 @@ class Runtime:
         engine = make_engine(settings.database_url)
         create_tables(engine)
         sessions = make_sessionmaker(engine)
-        store = JobStore(sessions, settings.stale_after_seconds, settings.max_attempts)
+        store = JobStore.from_settings(sessions, settings)
         dispatcher = make_dispatcher(settings, store)
         dispatcher.start()
         reaper = Reaper(settings, store, dispatcher)

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adgm_core.config import ModelConfig
+from adgm_core.data.sources import BUILTIN_NAMES
 
 ID_PATTERN = r"^[0-9a-f]{32}$"
-DATASET_PATTERN = r"^(digits5k|mnist|[0-9a-f]{32})$"
+DATASET_PATTERN = rf"^({'|'.join(BUILTIN_NAMES)}|[0-9a-f]{{32}})$"
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 

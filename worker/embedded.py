@@ -30,7 +30,7 @@ def serve(settings: Settings, stop, wake) -> None:
     configure_torch(settings)
     engine = make_engine(settings.database_url)
     create_tables(engine)
-    store = JobStore(make_sessionmaker(engine), settings.stale_after_seconds, settings.max_attempts)
+    store = JobStore.from_settings(make_sessionmaker(engine), settings)
     runner = JobRunner(settings, store)
     parent = multiprocessing.parent_process()
 

@@ -156,7 +156,7 @@ def run_job(job_id: str, settings: Settings, should_exit: Callable[[], bool] = l
     """Runs one job with a job store of its own (what a Celery task calls)."""
     engine = make_engine(settings.database_url)
     try:
-        store = JobStore(make_sessionmaker(engine), settings.stale_after_seconds, settings.max_attempts)
+        store = JobStore.from_settings(make_sessionmaker(engine), settings)
         configure_torch(settings)
         return JobRunner(settings, store).run(job_id, should_exit)
     finally:

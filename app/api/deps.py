@@ -63,6 +63,10 @@ JobId = Annotated[str, Path(pattern=ID_PATTERN, description="32 lowercase hex ch
 ModelId = Annotated[str, Path(pattern=ID_PATTERN, description="32 lowercase hex characters")]
 
 
+def model_not_found(model_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Model {model_id} does not exist.")
+
+
 def get_trained_model(
     session: SessionDep,
     model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
@@ -71,7 +75,7 @@ def get_trained_model(
     if record is not None:
         return record
     if model is not None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Model {model} does not exist.")
+        raise model_not_found(model)
     raise HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
         detail="No trained model yet: start one with POST /train (for example {\"dataset\": \"digits5k\", "

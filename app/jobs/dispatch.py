@@ -12,8 +12,6 @@ log = logging.getLogger(__name__)
 class CeleryDispatcher:
     """Sends each job id to the `gpu` queue; the job store stays the truth about the job."""
 
-    broker = True
-
     def __init__(self, settings: Settings, store: JobStore):
         from worker.celery_app import make_celery  # no torch here: the task imports it in the worker
 
@@ -62,8 +60,6 @@ class CeleryDispatcher:
 
 class EmbeddedDispatcher:
     """Runs `embedded_workers` training processes next to the API; they poll the job store."""
-
-    broker = False
 
     def __init__(self, settings: Settings, store: JobStore):
         self.settings = settings

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
+from app.core.config import Settings
 from app.core.db import utcnow
 from app.models import Job, JobProgress, TrainedModel
 
@@ -62,6 +63,10 @@ class JobStore:
         self.sessions = sessions
         self.stale_after = timedelta(seconds=stale_after_seconds)
         self.max_attempts = max_attempts
+
+    @classmethod
+    def from_settings(cls, sessions: sessionmaker, settings: Settings) -> "JobStore":
+        return cls(sessions, settings.stale_after_seconds, settings.max_attempts)
 
     def create(self, params: dict[str, Any], dataset: str, name: str | None) -> Job:
         job = Job(

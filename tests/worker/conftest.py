@@ -10,5 +10,5 @@ from app.jobs.state import JobStore
 def store(settings):
     engine = make_engine(settings.database_url)
     create_tables(engine)
-    yield JobStore(make_sessionmaker(engine), settings.stale_after_seconds, settings.max_attempts)
+    yield JobStore.from_settings(make_sessionmaker(engine), settings)
     engine.dispose()

@@ -7,7 +7,6 @@ from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile,
 
 from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
 from app.api.deps import ApiKeyDep, LoadedModelDep, SettingsDep
-from app.api.errors import IMAGE_ERROR_STATUS
 from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
 from app.core.config import Settings
 from app.inference import INFERENCE_LOCK
@@ -33,9 +32,8 @@ Seed = Annotated[int, Query(ge=0, le=2**31 - 1, description="Same seed, same pix
 def _model_input(upload: UploadFile, settings: Settings, shape: tuple[int, ...]) -> np.ndarray:
     try:
         return to_model_input(decode_upload(upload.file.read(), settings.max_image_pixels), shape)
-    except ImageError as problem:
-        status_code = IMAGE_ERROR_STATUS.get(problem.kind, 422)
-        raise HTTPException(status_code, detail=f"{upload.filename or 'upload'}: {problem}") from problem
+    except ImageError as problem:  # the handler answers 413, 415 or 422 by its kind
+        raise ImageError(problem.kind, f"{upload.filename or 'upload'}: {problem}") from problem
 
 
 def _png(data: bytes, model_id: str) -> Response:

@@ -14,7 +14,7 @@ from app.api.deps import ApiKeyDep, JobId, RuntimeDep, SessionDep, SettingsDep
 from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
 from app.core.config import Settings
 from app.datasets import load_dataset
-from app.jobs.state import TERMINAL
+from app.jobs.state import TERMINAL, JobNotFound
 from app.models import Job
 from app.runtime import Runtime
 from app.schemas import EpochProgress, JobAccepted, JobCreate, JobPublic, JobsPublic
@@ -29,10 +29,6 @@ def check_feasible(settings: Settings, body: JobCreate) -> None:
     """Raises DataError (→ 422) when the data set is unknown or cannot give the labels asked for."""
     train, _test = load_dataset(settings, body.dataset)
     semi_supervised_split(train, body.labels_per_class, body.seed)
-
-
-def job_not_found(job_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Job {job_id} does not exist.")
 
 
 @router.post(
@@ -71,7 +67,7 @@ def list_jobs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] =
 def read_job(job_id: JobId, session: SessionDep) -> JobPublic:
     job = crud.read_job(session, job_id)
     if job is None:
-        raise job_not_found(job_id)
+        raise JobNotFound(job_id)
     return job
 
 
@@ -89,7 +85,7 @@ def cancel_job(job_id: JobId, runtime: RuntimeDep) -> JobPublic:
 def existing_job(job_id: JobId, runtime: RuntimeDep) -> str:
     with runtime.sessions() as session:  # a short session: the stream must not hold a connection
         if session.get(Job, job_id) is None:
-            raise job_not_found(job_id)
+            raise JobNotFound(job_id)
     return job_id
 
 

@@ -2,10 +2,10 @@
 
 import shutil
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
 from app import crud
-from app.api.deps import ApiKeyDep, ModelId, RuntimeDep, SessionDep
+from app.api.deps import ApiKeyDep, ModelId, RuntimeDep, SessionDep, model_not_found
 from app.api.responses import UNAUTHORIZED, error
 from app.models import TrainedModel
 from app.schemas import ModelPublic, ModelsPublic
@@ -13,10 +13,6 @@ from app.schemas import ModelPublic, ModelsPublic
 router = APIRouter(prefix="/models", tags=["models"])
 
 NOT_FOUND = {404: error("No model with this id")}
-
-
-def model_not_found(model_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Model {model_id} does not exist.")
 
 
 @router.get("")
