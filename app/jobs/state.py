@@ -93,10 +93,7 @@ class JobStore:
         """queued → running for the worker holding `token`; also takes over a running job whose
         worker stopped beating (a re-delivered message after its worker was lost)."""
         now = utcnow()
-        claimable = or_(
-            Job.status == JobStatus.QUEUED,
-            (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - self.stale_after),
-        )
+        claimable = or_(Job.status == JobStatus.QUEUED, self._stale(now))
         with self.sessions.begin() as session:
             result = session.execute(
                 update(Job)
@@ -108,13 +105,21 @@ class JobStore:
             )
             return result.rowcount == 1
 
+    def _stale(self, now):
+        """Running, but its worker has not beaten for longer than `stale_after`."""
+        return (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - self.stale_after)
+
     def _held(self, job_id: str, token: str):
         return (Job.id == job_id) & (Job.status == JobStatus.RUNNING) & (Job.claim_token == token)
 
+    def _beat(self, session, job_id: str, token: str) -> bool:
+        """Refreshes the heartbeat of a job that `token` still holds; False when it no longer does."""
+        result = session.execute(update(Job).where(self._held(job_id, token)).values(heartbeat_at=utcnow()))
+        return result.rowcount == 1
+
     def heartbeat(self, job_id: str, token: str) -> Heartbeat:
         with self.sessions.begin() as session:
-            result = session.execute(update(Job).where(self._held(job_id, token)).values(heartbeat_at=utcnow()))
-            if result.rowcount != 1:
+            if not self._beat(session, job_id, token):
                 return Heartbeat(held=False, cancel_requested=False)
             cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
             return Heartbeat(held=True, cancel_requested=bool(cancel))
@@ -122,8 +127,7 @@ class JobStore:
     def record_progress(self, job_id: str, token: str, report: dict[str, Any]) -> bool:
         """Stores one epoch's report; replaces rows of epochs that a resumed run repeats."""
         with self.sessions.begin() as session:
-            result = session.execute(update(Job).where(self._held(job_id, token)).values(heartbeat_at=utcnow()))
-            if result.rowcount != 1:
+            if not self._beat(session, job_id, token):
                 return False
             session.execute(delete(JobProgress).where(JobProgress.job_id == job_id, JobProgress.epoch >= report["epoch"]))
             fields = {column: report.get(column) for column in PROGRESS_FIELDS}
@@ -193,7 +197,7 @@ class JobStore:
         """Running jobs whose worker stopped beating go back to the queue (or end, when cancel was
         asked for or the job has lost too many workers). Returns the ids put back in the queue."""
         now = utcnow()
-        stale = (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - self.stale_after)
+        stale = self._stale(now)
         requeued = []
         with self.sessions.begin() as session:
             candidates = session.execute(select(Job.id, Job.cancel_requested, Job.attempts).where(stale)).all()
