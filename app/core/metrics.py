@@ -7,10 +7,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from app.jobs.state import JobStatus
 from app.models import Job, JobProgress
-
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-
 
 class JobCollector:
     """Computed from the job store at scrape time, so every API process reports the same truth."""
@@ -19,21 +17,21 @@ class JobCollector:
         self.sessions = sessions
 
     def collect(self):
+        latest_reports = (  # the newest progress row of each running job
+            select(func.max(JobProgress.seq))
+            .join(Job, Job.id == JobProgress.job_id)
+            .where(Job.status == JobStatus.RUNNING)
+            .group_by(JobProgress.job_id)
+        )
         with self.sessions() as session:
             counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-            running = session.scalars(select(Job.id).where(Job.status == "running")).all()
-            throughput = 0.0
-            for job_id in running:
-                latest = session.scalar(
-                    select(JobProgress.examples_per_second)
-                    .where(JobProgress.job_id == job_id)
-                    .order_by(JobProgress.seq.desc())
-                    .limit(1)
-                )
-                throughput += latest or 0.0
+            throughput = session.scalar(
+                select(func.coalesce(func.sum(JobProgress.examples_per_second), 0.0))
+                .where(JobProgress.seq.in_(latest_reports))
+            )
         jobs = GaugeMetricFamily("adgm_jobs", "Training jobs by state", labels=["state"])
-        for state in JOB_STATES:
-            jobs.add_metric([state], counts.get(state, 0))
+        for state in JobStatus:
+            jobs.add_metric([state.value], counts.get(state, 0))
         yield jobs
         yield GaugeMetricFamily(
             "adgm_training_examples_per_second",

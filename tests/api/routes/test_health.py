@@ -5,6 +5,8 @@ import shutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.routes.pages import STATIC_DIR
+from app.core.db import make_engine, make_sessionmaker
+from app.jobs.state import JobStore
 
 
 def samples(text: str) -> dict:
@@ -100,3 +102,20 @@ def test_method_not_allowed_names_every_method_of_the_path(client):
     assert response.status_code == 405
     assert response.headers["allow"] == "DELETE, GET"
     assert response.json()["detail"] == "Method not allowed; use DELETE, GET."
+
+
+def test_metrics_sum_the_last_reported_throughput_of_each_running_job(make_settings, start_client):
+    settings = make_settings()
+    client = start_client(settings)  # creates the tables
+    store = JobStore.from_settings(make_sessionmaker(make_engine(settings.database_url)), settings)
+    report = dict(epochs=3, elbo=-100.0, labelled_accuracy=0.5, test_accuracy=None, eta_seconds=1.0, learning_rate=1e-3)
+    first, second, finished = (store.create({}, "digits5k", None) for _ in range(3))
+    for job, token, rates in ((first, "a", (100.0, 300.0)), (second, "b", (50.0,)), (finished, "c", (1000.0,))):
+        assert store.claim(job.id, token)
+        for epoch, rate in enumerate(rates, start=1):
+            assert store.record_progress(job.id, token, dict(report, epoch=epoch, examples_per_second=rate))
+    assert store.fail(finished.id, "c", "stopped for the test")
+    values = samples(client.get("/metrics").text)
+    assert values[("adgm_jobs", (("state", "running"),))] == 2
+    assert values[("adgm_jobs", (("state", "failed"),))] == 1
+    assert values[("adgm_training_examples_per_second", ())] == 350.0  # 300 (newest of first) + 50
