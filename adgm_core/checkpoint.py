@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+import safetensors.torch
 
 from adgm_core import __version__
 from adgm_core.config import ModelConfig
@@ -36,18 +36,21 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, truncated or does not fit; the message says which."""
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _write_json(path: Path, document: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    _write_atomically(path, json.dumps(document, indent=2, sort_keys=True).encode())
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    """Writes the tensors as safetensors; returns the file's sha256, hashed from the bytes written."""
+    data = safetensors.torch.save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
+    _write_atomically(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _read_json(path: Path) -> dict:
@@ -62,10 +65,11 @@ def _read_json(path: Path) -> dict:
 def _load_tensors(path: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
-    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
+    data = path.read_bytes()  # read once: hashed, then parsed
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise CheckpointError(f"{path} does not match its recorded sha256: the file was altered or truncated")
     try:
-        return load_file(str(path))
+        return safetensors.torch.load(data)
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable safetensors file ({error}); it may be truncated") from None
 
@@ -78,9 +82,7 @@ def save_model(directory: Path | str, model: ADGM, card: dict) -> str:
     staging = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}.partial")
     staging.mkdir(parents=True)
     try:
-        weights = staging / WEIGHTS_FILE
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(weights))
-        sha256 = file_sha256(weights)
+        sha256 = _write_tensors(staging / WEIGHTS_FILE, model.state_dict())
         document = {**card, "format": FORMAT, "version": __version__, "config": model.config.to_dict(), "sha256": sha256}
         _write_json(staging / CARD_FILE, document)
         os.rename(staging, directory)
@@ -126,10 +128,8 @@ def save_training_state(directory: Path | str, tensors: dict[str, torch.Tensor],
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"state-{document['epoch']:06d}.safetensors"
-    tmp = directory / f".{name}.{uuid.uuid4().hex}"
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, directory / name)
-    _write_json(directory / STATE_FILE, {**document, "tensors": name, "sha256": file_sha256(directory / name)})
+    sha256 = _write_tensors(directory / name, tensors)
+    _write_json(directory / STATE_FILE, {**document, "tensors": name, "sha256": sha256})
     for old in directory.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
