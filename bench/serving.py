@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,6 @@ session, a private redis-server, and a private schema on the PostgreSQL server."
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -13,11 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from adgm_core.data import load_builtin
 from app.core.config import Settings
 from app.core.db import create_tables, make_engine, make_sessionmaker
 from app.jobs.state import JobStore
 from app.main import create_app
-from process_harness import Process
+from image_files import encode as encode_image
+from process_harness import Process, free_port, port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
@@ -27,12 +28,6 @@ TINY_JOB = {
     "dataset": "digits5k", "labels_per_class": 10, "epochs": 2, "hidden": [32], "z_dim": 4, "a_dim": 4,
     "skip": False, "learning_rate": 1e-3, "batch_size": 100, "mc_samples": 1, "seed": 0, "name": "tiny",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_test_settings(state_dir: Path, **overrides) -> Settings:
@@ -119,14 +114,10 @@ def redis_url(tmp_path):
     )
     try:
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
+        while not port_open(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.kill()
@@ -181,3 +172,16 @@ def processes():
     yield start
     for process in reversed(started):
         process.stop(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def encode():
+    """encode(uint8 array or PIL image, format="PNG", **options) → the file's bytes."""
+    return encode_image
+
+
+@pytest.fixture(scope="session")
+def test_digits():
+    """(images uint8 N×28×28, labels) of the offline set's test split: real handwritten digits."""
+    _train, test = load_builtin("digits5k")
+    return test.images, test.labels

@@ -11,12 +11,7 @@ import pytest
 from PIL import Image
 
 from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
-
-
-def encode(image: Image.Image, format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
+from image_files import encode
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:

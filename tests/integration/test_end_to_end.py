@@ -6,11 +6,11 @@ import json
 import time
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
 from adgm_core.data import load_mnist
+from image_files import encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
@@ -24,12 +24,6 @@ LONG_JOB = {**MNIST_JOB, "epochs": 50, "name": "to be cancelled"}
 def mnist_test_digits(mnist_dir):
     _train, test = load_mnist(mnist_dir)
     return test.images[:3], test.labels[:3]
-
-
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def follow(client: httpx.Client, job: dict, timeout: float = 300) -> list[tuple[str, str | None, dict]]:
@@ -78,7 +72,7 @@ def train_sample_classify(client: httpx.Client, digits) -> dict:
     assert image.format == "PNG" and image.size == (2 + 10 * 30, 2 + 30)
 
     images, labels = digits
-    files = [("files", (f"mnist{int(label)}.png", png(image), "image/png")) for image, label in zip(images, labels)]
+    files = [("files", (f"mnist{int(label)}.png", encode(image), "image/png")) for image, label in zip(images, labels)]
     answer = client.post("/classify", files=files)
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]

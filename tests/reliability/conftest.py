@@ -59,12 +59,3 @@ def job_store_reader(service_env):
     reader = JobStoreReader(service_env["ADGM_DATABASE_URL"])
     yield reader
     reader.close()
-
-
-@pytest.fixture(scope="session")
-def test_digits():
-    """(images uint8 N×28×28, labels) of the offline set's test split: real handwritten digits."""
-    from adgm_core.data import load_builtin
-
-    _train, test = load_builtin("digits5k")
-    return test.images, test.labels

@@ -4,7 +4,6 @@
 
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from sqlalchemy import select
 
 from app.core.db import make_engine, make_sessionmaker
 from app.models import Job, JobProgress, TrainedModel
-from process_harness import Process
+from process_harness import Process, free_port, port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -36,20 +35,6 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class RedisServer:

@@ -29,6 +29,7 @@ from PIL import Image
 from app.core.db import make_engine, make_sessionmaker
 from app.models import TrainedModel
 from fault_harness import BIN, REPO_ROOT, Api
+from image_files import encode
 from process_harness import Process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -185,12 +186,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(live):
 
 # ---------------------------------------------------------------------------------------------
 # the hand-made corpus
-
-
-def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

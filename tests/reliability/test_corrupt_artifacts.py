@@ -11,13 +11,13 @@ import io
 import json
 import shutil
 
-import numpy as np
 import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from app.core.db import make_engine, make_sessionmaker
 from app.models import TrainedModel
+from image_files import encode
 
 
 def truncate(directory):
@@ -100,18 +100,12 @@ def two_models(trained_state, make_settings):
     return settings, model_a, model_b
 
 
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("damage", DAMAGE, ids=[damage.__name__ for damage in DAMAGE])
 def test_a_damaged_model_is_reported_by_name_and_the_others_serve(damage, two_models, start_client, test_digits):
     settings, model_a, model_b = two_models
     damage(settings.models_dir / model_a)
     client = start_client(settings)
-    digit = png(test_digits[0][0])
+    digit = encode(test_digits[0][0])
 
     answers = {
         "sample": client.get("/sample", params={"label": 2, "model": model_a}),

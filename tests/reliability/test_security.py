@@ -23,17 +23,12 @@ import yaml
 from PIL import Image
 
 from fault_harness import REPO_ROOT
+from image_files import encode
 
 KEY = "the-right-key"
 WRONG = ["", "Bearer", "Bearer ", "Bearer wrong", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", f"Basic {KEY}", KEY,
          f"Token {KEY}", f"Bearer  {KEY} extra"]
 STATE_CHANGING = {"post", "put", "patch", "delete"}
-
-
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def npz() -> bytes:
@@ -71,7 +66,7 @@ def state_of(client, settings) -> tuple:
 
 def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, trained_state, test_digits):
     client, settings, queued = keyed
-    digit = png(test_digits[0][0])
+    digit = encode(test_digits[0][0])
     # What the right key must achieve on each route: (request, expected status, check of the answer).
     accepted = {
         ("post", "/train"): (dict(json={"epochs": 1}), 202, lambda body: body["status"] == "queued"),
