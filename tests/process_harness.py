@@ -6,6 +6,8 @@ import os
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,6 +24,17 @@ def port_open(port: int) -> bool:
     except OSError:
         return False
 
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    """Polls `condition` until it returns something truthy, which is returned; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 class Process:
     """A subprocess in a session of its own, its output appended to a log file; `start` again

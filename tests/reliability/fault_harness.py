@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.core.db import make_engine, make_sessionmaker
 from app.models import Job, JobProgress, TrainedModel
-from process_harness import Process, free_port, port_open
+from process_harness import Process, free_port, port_open, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -23,18 +23,6 @@ STARTUP_SECONDS = 90
 # About a second an epoch on one CPU thread, so kill points are epochs apart.
 SMALL_JOB = {"dataset": "digits5k", "labels_per_class": 10, "hidden": [32], "z_dim": 4, "a_dim": 4, "skip": False,
              "batch_size": 100, "learning_rate": 1e-3, "mc_samples": 1}
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
-    """Polls `condition` until it returns something truthy, which is returned; fails naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class RedisServer:

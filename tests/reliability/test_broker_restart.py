@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fault_harness import SMALL_JOB, wait_for
+from fault_harness import SMALL_JOB
+from process_harness import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

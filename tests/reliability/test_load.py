@@ -12,7 +12,8 @@ import sys
 import httpx
 import pytest
 
-from fault_harness import REPO_ROOT, SMALL_JOB, wait_for
+from fault_harness import REPO_ROOT, SMALL_JOB
+from process_harness import wait_for
 
 sys.path.insert(0, str(REPO_ROOT))
 from bench.load import run_httpx  # noqa: E402

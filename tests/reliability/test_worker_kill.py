@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from app.core.config import Settings
-from fault_harness import SMALL_JOB, wait_for
+from fault_harness import SMALL_JOB
+from process_harness import wait_for
 
 EPOCHS = 6
 # (how, after which reported epoch): each job is killed once. ADGM_KILL_ROUNDS > 1 is a soak: that

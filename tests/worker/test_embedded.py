@@ -2,13 +2,13 @@
 
 import os
 import signal
-import time
 
 import pytest
 
 from app.jobs.dispatch import EmbeddedDispatcher
 from app.jobs.state import JobStatus
 from app.models import Job, JobProgress
+from process_harness import wait_for
 
 TINY = {"dataset": "digits5k", "labels_per_class": 10, "epochs": 1, "hidden": [32], "z_dim": 4, "a_dim": 4,
         "skip": True, "learning_rate": 1e-3, "batch_size": 100, "mc_samples": 1, "seed": 0, "name": None}
@@ -37,17 +37,10 @@ def epochs_done(store, job_id) -> int:
         return session.query(JobProgress).filter_by(job_id=job_id).count()
 
 
-def wait_for(condition, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_the_worker_process_trains_a_queued_job(dispatcher, store):
     job = store.create(TINY, "digits5k", None)
     dispatcher.submit(job.id)
-    wait_for(lambda: status(store, job.id) == JobStatus.SUCCEEDED)
+    wait_for(lambda: status(store, job.id) == JobStatus.SUCCEEDED, 180, "the job to succeed", interval=0.1)
     [process] = dispatcher.processes
     assert process.is_alive() and process.pid != os.getpid()
 
@@ -55,7 +48,7 @@ def test_the_worker_process_trains_a_queued_job(dispatcher, store):
 def test_stopping_hands_the_running_job_back_to_the_queue(dispatcher, store):
     job = store.create(TINY | {"epochs": 500}, "digits5k", None)
     dispatcher.submit(job.id)
-    wait_for(lambda: epochs_done(store, job.id) >= 1)
+    wait_for(lambda: epochs_done(store, job.id) >= 1, 180, "the first epoch", interval=0.1)
     [process] = dispatcher.processes
     dispatcher.stop(timeout=60)
     assert process.exitcode == 0  # it stopped by itself, it was not killed
@@ -71,4 +64,4 @@ def test_a_dead_worker_is_replaced(dispatcher, store):
     assert second is not first and second.is_alive()
     job = store.create(TINY, "digits5k", None)
     dispatcher.submit(job.id)
-    wait_for(lambda: status(store, job.id) == JobStatus.SUCCEEDED)
+    wait_for(lambda: status(store, job.id) == JobStatus.SUCCEEDED, 180, "the job to succeed", interval=0.1)

@@ -3,7 +3,6 @@ resumed, failed, and taken away from a worker that was presumed dead."""
 
 import hashlib
 import threading
-import time
 
 import pytest
 from sqlalchemy import update
@@ -12,6 +11,7 @@ from adgm_core.predictor import Predictor
 from app.core.db import utcnow
 from app.jobs.state import JobStatus, new_id
 from app.models import Job, JobProgress, TrainedModel
+from process_harness import wait_for
 from worker.training import JobRunner
 
 TINY = {"dataset": "digits5k", "labels_per_class": 10, "epochs": 2, "hidden": [32], "z_dim": 4, "a_dim": 4,
@@ -31,13 +31,6 @@ def read(store, job_id) -> Job:
 def history(store, job_id) -> list[JobProgress]:
     with store.sessions() as session:
         return session.query(JobProgress).filter_by(job_id=job_id).order_by(JobProgress.seq).all()
-
-
-def wait_for(condition, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def run_in_thread(runner, job_id, **kwargs):
@@ -69,7 +62,7 @@ def test_a_job_trains_to_a_checked_model(settings, store):
 def test_a_running_job_is_cancelled_between_batches(settings, store):
     job = store.create(TINY | {"epochs": 200}, "digits5k", None)
     thread, outcome = run_in_thread(JobRunner(settings, store), job.id)
-    wait_for(lambda: len(history(store, job.id)) >= 1)
+    wait_for(lambda: len(history(store, job.id)) >= 1, 120, "the first epoch's progress", interval=0.05)
     store.request_cancel(job.id)
     thread.join(timeout=60)
     assert outcome["value"] == "cancelled"
@@ -84,7 +77,7 @@ def test_a_job_handed_back_resumes_from_its_checkpoint(settings, store):
     job = store.create(TINY | {"epochs": 4}, "digits5k", None)
     stop = threading.Event()
     thread, outcome = run_in_thread(JobRunner(settings, store), job.id, should_exit=stop.is_set)
-    wait_for(lambda: len(history(store, job.id)) >= 2)
+    wait_for(lambda: len(history(store, job.id)) >= 2, 120, "the second epoch's progress", interval=0.05)
     stop.set()  # the worker shuts down
     thread.join(timeout=60)
     assert outcome["value"] == "released"
@@ -112,7 +105,7 @@ def test_a_job_whose_data_vanished_fails_with_the_reason(settings, store):
 def test_a_worker_presumed_dead_stops_and_finishes_nothing(settings, store):
     job = store.create(TINY | {"epochs": 200}, "digits5k", None)
     thread, outcome = run_in_thread(JobRunner(settings, store), job.id)
-    wait_for(lambda: len(history(store, job.id)) >= 1)
+    wait_for(lambda: len(history(store, job.id)) >= 1, 120, "the first epoch's progress", interval=0.05)
     with store.sessions.begin() as session:  # its heartbeats stop arriving…
         session.execute(update(Job).where(Job.id == job.id).values(heartbeat_at=utcnow().replace(year=2000)))
     assert store.requeue_stale() == [job.id]  # …so the reaper gives the job to someone else
