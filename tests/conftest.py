@@ -65,6 +65,10 @@ class TrainedState:
     job_id: str
     model_id: str
 
+    def copy_to(self, state_dir: Path) -> None:
+        """A fresh copy of the job store and artifacts in `state_dir` (which must not exist yet)."""
+        shutil.copytree(self.directory, state_dir, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+
 
 @pytest.fixture(scope="session")
 def trained_state(tmp_path_factory) -> TrainedState:
@@ -93,7 +97,7 @@ def make_settings(tmp_path):
     def make(trained: TrainedState | None = None, **overrides) -> Settings:
         state = tmp_path / "state"
         if trained is not None:
-            shutil.copytree(trained.directory, state, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+            trained.copy_to(state)
         state.mkdir(exist_ok=True)
         return make_test_settings(state, **overrides)
 

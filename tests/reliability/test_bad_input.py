@@ -58,7 +58,7 @@ def live(tmp_path_factory, trained_state):
     training worker (jobs stay queued), ADGM_API_KEY set."""
     directory = tmp_path_factory.mktemp("live")
     state = directory / "state"
-    shutil.copytree(trained_state.directory, state, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    trained_state.copy_to(state)
     spare = "5" * 32
     shutil.copytree(state / "artifacts" / "models" / trained_state.model_id, state / "artifacts" / "models" / spare)
     engine = make_engine(f"sqlite:///{state / 'adgm.sqlite'}")
