@@ -16,6 +16,7 @@ WORKDIR /srv/adgm
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch>=2.4,<3" "torchvision>=0.19"
 COPY pyproject.toml README.md ./
 COPY adgm_core ./adgm_core
+COPY store ./store
 COPY app ./app
 COPY worker ./worker
 RUN pip install -e .

@@ -1,41 +1,22 @@
-"""Reads of the job store shaped for the API, and the records the API itself writes."""
-
-from collections import defaultdict
+"""Reads of the job store shaped for the API, and the records the API itself writes. Table rows
+become response bodies here, and only here, through `model_validate`."""
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.models import Dataset, Job, JobProgress, TrainedModel
-from app.schemas import EpochProgress, JobPublic, ModelPublic
-
-
-def _job_public(job: Job, history: list[JobProgress]) -> JobPublic:
-    epochs = [EpochProgress.model_validate(row) for row in history]
-    return JobPublic(
-        id=job.id, name=job.name, status=job.status, dataset=job.dataset, params=job.params,
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-        progress=epochs[-1] if epochs else None, history=epochs, model_id=job.model_id, error=job.error,
-    )
+from app.schemas import DatasetPublic, JobPublic, ModelPublic
+from store.tables import Dataset, Job, JobProgress, TrainedModel
 
 
 def read_job(session: Session, job_id: str) -> JobPublic | None:
     job = session.get(Job, job_id)
-    if job is None:
-        return None
-    return _job_public(job, progress_after(session, job_id))
+    return None if job is None else JobPublic.model_validate(job)
 
 
 def read_jobs(session: Session, limit: int) -> list[JobPublic]:
     """Newest first, each with its history (two queries, whatever the number of jobs)."""
     jobs = session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
-    history: dict[str, list[JobProgress]] = defaultdict(list)
-    if jobs:
-        rows = session.scalars(
-            select(JobProgress).where(JobProgress.job_id.in_([job.id for job in jobs])).order_by(JobProgress.seq)
-        )
-        for row in rows:
-            history[row.job_id].append(row)
-    return [_job_public(job, history[job.id]) for job in jobs]
+    return [JobPublic.model_validate(job) for job in jobs]
 
 
 def progress_after(session: Session, job_id: str, seq: int = 0) -> list[JobProgress]:
@@ -51,14 +32,22 @@ def default_model(session: Session) -> TrainedModel | None:
 
 
 def model_public(model: TrainedModel, default_id: str | None) -> ModelPublic:
-    return ModelPublic(
-        id=model.id, name=model.name, job_id=model.job_id, dataset=model.dataset, created_at=model.created_at,
-        config=model.config, metrics=model.metrics, is_default=model.id == default_id,
-    )
+    return ModelPublic.model_validate(model).model_copy(update={"is_default": model.id == default_id})
 
 
-def read_models(session: Session) -> list[TrainedModel]:
-    return list(session.scalars(select(TrainedModel).order_by(TrainedModel.created_at.desc(), TrainedModel.id)))
+def read_model(session: Session, model_id: str) -> ModelPublic | None:
+    model = session.get(TrainedModel, model_id)
+    if model is None:
+        return None
+    default = default_model(session)
+    return model_public(model, default.id if default else None)
+
+
+def read_models(session: Session) -> tuple[list[ModelPublic], str | None]:
+    """Every model, newest first, and the default's id."""
+    rows = session.scalars(select(TrainedModel).order_by(TrainedModel.created_at.desc(), TrainedModel.id)).all()
+    default_id = rows[0].id if rows else None
+    return [model_public(row, default_id) for row in rows], default_id
 
 
 def delete_model(session: Session, model_id: str) -> bool:
@@ -67,8 +56,13 @@ def delete_model(session: Session, model_id: str) -> bool:
     return deleted
 
 
-def read_datasets(session: Session) -> list[Dataset]:
-    return list(session.scalars(select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id)))
+def dataset_public(dataset: Dataset) -> DatasetPublic:
+    return DatasetPublic.model_validate(dataset)
+
+
+def read_datasets(session: Session) -> list[DatasetPublic]:
+    rows = session.scalars(select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id))
+    return [dataset_public(row) for row in rows]
 
 
 def add_dataset(session: Session, dataset: Dataset) -> None:

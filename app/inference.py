@@ -1,5 +1,8 @@
 """Running inference in the API process: one computation at a time, concurrent classifications batched.
 
+`LoadedModel` is what the routes call: `classify`, `sample` and `analogies`, each taking the
+inference lock itself.
+
 Torch lets go of the GIL around every small operator, and dozens of request threads taking turns at it
 cost more than the inference itself (bench/serving.py, 32 clients on 2 cores: 68 classifications/s
 without a lock, 170 with it). So every inference holds INFERENCE_LOCK; decoding uploads and encoding
@@ -76,3 +79,37 @@ class BatchingClassifier:
             end = start + len(request.images)
             request.answer = probabilities[start:end], novelty[start:end]
             start = end
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A trained model ready to answer requests; every method may be called from any thread."""
+
+    id: str
+    predictor: Predictor
+    classifier: BatchingClassifier
+
+    @classmethod
+    def of(cls, model_id: str, predictor: Predictor) -> LoadedModel:
+        return cls(model_id, predictor, BatchingClassifier(predictor))
+
+    @property
+    def n_classes(self) -> int:
+        return self.predictor.config.n_classes
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.predictor.config.x_shape)
+
+    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities (N, K) and novelty (N,) of uint8 images (N, H, W), batched with
+        concurrent callers."""
+        return self.classifier.classify(images)
+
+    def sample(self, labels: list[int], seed: int) -> np.ndarray:
+        with INFERENCE_LOCK:
+            return self.predictor.sample(labels, seed=seed)
+
+    def analogies(self, image: np.ndarray) -> np.ndarray:
+        with INFERENCE_LOCK:
+            return self.predictor.analogies(image)

@@ -10,9 +10,9 @@ from app.api.errors import install_error_handlers
 from app.api.main import api_router
 from app.api.routes.pages import STATIC_DIR
 from app.core.body_limit import JSONBodyLimitErrors
-from app.core.config import Settings, get_settings
 from app.core.metrics import LatencyMiddleware
 from app.runtime import Runtime
+from store.config import Settings, get_settings
 
 DESCRIPTION = (
     "Train the Auxiliary Deep Generative Model on data with few labels, then sample digits of a chosen "

@@ -2,17 +2,15 @@
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from adgm_core.checkpoint import CheckpointError, load_model
 from adgm_core.model import ADGM
 from adgm_core.predictor import Predictor
-
-from app.inference import INFERENCE_LOCK, BatchingClassifier
-from app.models import TrainedModel
+from app.inference import LoadedModel
+from store.artifacts import Artifacts
+from store.tables import TrainedModel
 
 
 class ModelUnavailable(Exception):
@@ -26,16 +24,9 @@ class ModelUnavailable(Exception):
         self.model_id = model_id
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    id: str
-    predictor: Predictor
-    classifier: BatchingClassifier
-
-
 class ModelCache:
-    def __init__(self, models_dir: Path, capacity: int):
-        self.models_dir = models_dir
+    def __init__(self, artifacts: Artifacts, capacity: int):
+        self.artifacts = artifacts
         self.capacity = capacity
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -49,32 +40,30 @@ class ModelCache:
             if loaded := self._cached(record.id):
                 return loaded
             try:
-                model, card = load_model(self.models_dir / record.id, expected_sha256=record.sha256)
+                model, card = load_model(self.artifacts.model_dir(record.id), expected_sha256=record.sha256)
             except (CheckpointError, OSError) as error:  # the reason names files, not the server's paths
-                reason = str(error).replace(str(self.models_dir / record.id), f"models/{record.id}")
+                reason = str(error).replace(str(self.artifacts.model_dir(record.id)), f"models/{record.id}")
                 raise ModelUnavailable(record.id, reason) from error
-            predictor = self._checked_predictor(record, model, card)
-            loaded = LoadedModel(record.id, predictor, BatchingClassifier(predictor))
+            loaded = self._checked(record, model, card)
             with self._lock:
                 self._models[record.id] = loaded
                 while len(self._models) > self.capacity:
                     self._models.popitem(last=False)
             return loaded
 
-    def _checked_predictor(self, record: TrainedModel, model: ADGM, card: dict) -> Predictor:
+    def _checked(self, record: TrainedModel, model: ADGM, card: dict) -> LoadedModel:
         """The sha256 covers the weights only; an altered model.json that still parses must not
         serve a wrong shape or fail later as a server error, so it has to agree with the record
         and its novelty calibration has to work on one blank image."""
-        card_file = self.models_dir / record.id / "model.json"
+        card_file = self.artifacts.model_dir(record.id) / "model.json"
         if card.get("config") != record.config:
             raise ModelUnavailable(record.id, f"{card_file} does not match the model's record (config differs).")
         try:
-            predictor = Predictor(model, card)
-            with INFERENCE_LOCK:
-                predictor.classify(np.zeros((1, *predictor.config.x_shape), np.uint8))
+            loaded = LoadedModel.of(record.id, Predictor(model, card))
+            loaded.classify(np.zeros((1, *loaded.image_shape), np.uint8))
         except (KeyError, TypeError, ValueError) as error:
             raise ModelUnavailable(record.id, f"{card_file} is damaged ({type(error).__name__}: {error}).") from error
-        return predictor
+        return loaded
 
     def _cached(self, model_id: str) -> LoadedModel | None:
         with self._lock:

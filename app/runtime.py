@@ -7,13 +7,14 @@ import torch
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from app.core.config import Settings
-from app.core.db import create_tables, make_engine, make_sessionmaker
 from app.core.metrics import Metrics
 from app.jobs.dispatch import CeleryDispatcher, EmbeddedDispatcher, make_dispatcher
 from app.jobs.reaper import Reaper
-from app.jobs.state import JobStore
 from app.model_cache import ModelCache
+from store.config import Settings
+from store.db import make_engine, make_sessionmaker
+from store.jobs import JobStore
+from store.schema import migrate
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,12 @@ class Runtime:
     @classmethod
     def start(cls, settings: Settings) -> "Runtime":
         torch.set_num_threads(settings.api_torch_threads)
-        for directory in (settings.models_dir, settings.checkpoints_dir, settings.datasets_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        for leftover in settings.datasets_dir.glob(".*.tmp"):  # uploads cut off by a crash
-            leftover.unlink(missing_ok=True)
+        artifacts = settings.artifacts
+        artifacts.create()
+        for leftover in artifacts.sweep():
+            log.info("removed %s, left behind by a crash", leftover.name)
         engine = make_engine(settings.database_url)
-        create_tables(engine)
+        revision = migrate(engine)  # SchemaTooNew stops the start with its message
         sessions = make_sessionmaker(engine)
         store = JobStore.from_settings(sessions, settings)
         dispatcher = make_dispatcher(settings, store)
@@ -45,10 +46,10 @@ class Runtime:
         reaper = Reaper(settings, store, dispatcher)
         reaper.start()
         mode = "embedded" if settings.embedded else "celery"
-        log.info("adgm-serve started: %s mode, artifacts in %s", mode, settings.artifact_dir)
+        log.info("adgm-serve started: %s mode, schema %s, artifacts in %s", mode, revision, settings.artifact_dir)
         return cls(
             settings=settings, engine=engine, sessions=sessions, store=store, dispatcher=dispatcher,
-            reaper=reaper, models=ModelCache(settings.models_dir, settings.model_cache_size), metrics=Metrics(sessions),
+            reaper=reaper, models=ModelCache(artifacts, settings.model_cache_size), metrics=Metrics(sessions),
         )
 
     def stop(self) -> None:

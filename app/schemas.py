@@ -3,15 +3,15 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from adgm_core.config import ModelConfig
 from adgm_core.data.sources import BUILTIN_NAMES
+from adgm_core.presets import DEFAULT_PRESET, PRESETS, resolve
+from store.ids import ID_PATTERN
+from store.status import JobStatus
 
-ID_PATTERN = r"^[0-9a-f]{32}$"
 DATASET_PATTERN = rf"^({'|'.join(BUILTIN_NAMES)}|[0-9a-f]{{32}})$"
-
-JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+PresetName = Literal[tuple(PRESETS)]
 
 
 def _whole_number(value: Any) -> Any:
@@ -19,22 +19,29 @@ def _whole_number(value: Any) -> Any:
 
 
 class JobCreate(BaseModel):
-    """A training job: data set, number of labels per class, model sizes and optimisation."""
+    """A training job: data set, a preset (a named recipe, `adgm_core.presets`), and any of the
+    preset's parameters to override. A field left out takes the preset's value."""
 
     model_config = ConfigDict(extra="forbid", strict=True)  # "10" or true is not a number of epochs
 
     dataset: Annotated[str, Field(pattern=DATASET_PATTERN, description="'digits5k', 'mnist' or an uploaded data set id")] = "digits5k"
-    labels_per_class: Annotated[int, Field(ge=1, le=1000)] = 10
-    epochs: Annotated[int, Field(ge=1, le=2000)] = 10
-    hidden: Annotated[list[Annotated[int, Field(ge=8, le=2048)]], Field(min_length=1, max_length=4)] = [256, 128]
-    z_dim: Annotated[int, Field(ge=1, le=512)] = 32
-    a_dim: Annotated[int, Field(ge=1, le=512)] = 32
-    skip: bool = Field(default=ModelConfig.skip, description="Skip variant (SDGM), the core's default; false: ADGM")
-    learning_rate: Annotated[float, Field(ge=1e-6, le=1.0)] = 3e-4
-    batch_size: Annotated[int, Field(ge=8, le=4096)] = 100
-    mc_samples: Annotated[int, Field(ge=1, le=64)] = 1
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    preset: PresetName = Field(default=DEFAULT_PRESET, description="Named recipe that fills every parameter not given")
+    labels_per_class: Annotated[int | None, Field(ge=1, le=1000)] = None
+    epochs: Annotated[int | None, Field(ge=1, le=2000)] = None
+    hidden: Annotated[list[Annotated[int, Field(ge=8, le=2048)]] | None, Field(min_length=1, max_length=4)] = None
+    z_dim: Annotated[int | None, Field(ge=1, le=512)] = None
+    a_dim: Annotated[int | None, Field(ge=1, le=512)] = None
+    skip: bool | None = Field(default=None, description="Skip variant (SDGM); false: ADGM")
+    learning_rate: Annotated[float | None, Field(ge=1e-6, le=1.0)] = None
+    batch_size: Annotated[int | None, Field(ge=8, le=4096)] = None
+    mc_samples: Annotated[int | None, Field(ge=1, le=64)] = None
+    seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None
     name: Annotated[str | None, Field(max_length=100)] = None
+
+    def params(self) -> dict[str, Any]:
+        """What the job records: the data set, name and preset, and every training parameter."""
+        overrides = self.model_dump(exclude={"dataset", "preset", "name"})
+        return {"dataset": self.dataset, "name": self.name, "preset": self.preset, **resolve(self.preset, **overrides)}
 
     @model_validator(mode="before")
     @classmethod
@@ -62,18 +69,25 @@ class EpochProgress(BaseModel):
 
 
 class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str | None
-    status: JobStatusName
+    status: JobStatus
     dataset: str
     params: dict[str, Any]
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    progress: EpochProgress | None
     history: list[EpochProgress]
     model_id: str | None
     error: str | None
+
+    @computed_field
+    @property
+    def progress(self) -> EpochProgress | None:
+        """The newest epoch's report."""
+        return self.history[-1] if self.history else None
 
 
 class JobAccepted(JobPublic):
@@ -86,6 +100,8 @@ class JobsPublic(BaseModel):
 
 
 class ModelPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     job_id: str | None
@@ -93,7 +109,7 @@ class ModelPublic(BaseModel):
     created_at: datetime
     config: dict[str, Any]
     metrics: dict[str, Any]
-    is_default: bool
+    is_default: bool = False
 
 
 class ModelsPublic(BaseModel):
@@ -102,9 +118,11 @@ class ModelsPublic(BaseModel):
 
 
 class DatasetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
-    builtin: bool
+    builtin: bool = False
     n_images: int
     n_labelled: int
     n_classes: int

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Response, UploadFile
 
 from adgm_core.images import png_grid
 from app.api.deps import ApiKeyDep
-from app.core.config import get_settings
+from store.config import get_settings
 from app.main import create_app as create_service_app
 
 CONSTANT_PNG = png_grid(np.random.default_rng(0).integers(0, 256, (16, 28, 28), dtype=np.uint8))

@@ -35,10 +35,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from adgm_core.data import load_builtin  # noqa: E402
-from app.core.config import Settings  # noqa: E402
-from app.core.db import create_tables, make_engine, make_sessionmaker  # noqa: E402
-from app.jobs.state import JobStore  # noqa: E402
-from app.models import Job  # noqa: E402
+from store.config import Settings  # noqa: E402
+from store.db import make_engine, make_sessionmaker
+from store.schema import migrate  # noqa: E402
+from store.jobs import JobStore  # noqa: E402
+from store.tables import Job  # noqa: E402
 from app.schemas import JobCreate  # noqa: E402
 from bench.load import Call, multipart, run_httpx, run_wrk, wrk_available  # noqa: E402
 
@@ -52,7 +53,7 @@ def train_model(state: Path) -> tuple[str, str]:
     settings = Settings(_env_file=None, database_url=f"sqlite:///{state / 'adgm.sqlite'}",
                         artifact_dir=state / "artifacts", mnist_dir=None, embedded_workers=0)
     engine = make_engine(settings.database_url)
-    create_tables(engine)
+    migrate(engine)
     store = JobStore(make_sessionmaker(engine))
     params = JobCreate(epochs=1, name="serving benchmark").model_dump()
     job = store.create(params, params["dataset"], params["name"])

@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from adgm_core.data import load_builtin
-from app.core.config import Settings
-from app.core.db import create_tables, make_engine, make_sessionmaker
-from app.jobs.state import JobStore
+from store.config import Settings
+from store.db import make_engine, make_sessionmaker
+from store.schema import migrate
+from store.jobs import JobStore
 from app.main import create_app
 from image_files import encode as encode_image
 from process_harness import Process, free_port, port_open
@@ -73,13 +74,13 @@ class TrainedState:
 @pytest.fixture(scope="session")
 def trained_state(tmp_path_factory) -> TrainedState:
     """Trains one tiny model for real (digits5k, 2 epochs) through the worker's own code path."""
-    from app.models import Job
+    from store.tables import Job
     from worker.training import JobRunner
 
     directory = tmp_path_factory.mktemp("trained")
     settings = make_test_settings(directory)
     engine = make_engine(settings.database_url)
-    create_tables(engine)
+    migrate(engine)
     store = JobStore(make_sessionmaker(engine))
     job = store.create(dict(TINY_JOB), TINY_JOB["dataset"], TINY_JOB["name"])
     assert JobRunner(settings, store).run(job.id) == "succeeded"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.core.config import Settings
+from store.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("redis", "postgres", "api", "worker", "worker-cpu")

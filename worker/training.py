@@ -2,40 +2,25 @@
 embedded worker both run. Nothing here knows about Celery or HTTP."""
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
-from adgm_core.checkpoint import save_model
-from adgm_core.config import ModelConfig, TrainConfig
-from adgm_core.data import ImageSet, semi_supervised_split
+from adgm_core.data import semi_supervised_split
+from adgm_core.presets import configs_for
 from adgm_core.trainer import EpochReport, Trainer, TrainingCancelled
-from app.core.config import Settings
-from app.core.db import make_engine, make_sessionmaker, utcnow
-from app.datasets import load_dataset
-from app.jobs.state import JobStore, new_id
-from app.models import Job, TrainedModel
+from store.config import Settings
+from store.datasets import load_dataset
+from store.db import make_engine, make_sessionmaker, utcnow
+from store.ids import new_id
+from store.jobs import JobStore
+from store.schema import migrate
+from store.status import RunOutcome
+from store.tables import Job, TrainedModel
 
 log = logging.getLogger(__name__)
-
-
-def build_configs(params: dict[str, Any], train: ImageSet, settings: Settings) -> tuple[ModelConfig, TrainConfig]:
-    """The core's configs for a job's parameters (the fields of `JobCreate`) and its data."""
-    model_config = ModelConfig(
-        x_shape=tuple(train.image_shape), n_classes=train.n_classes, a_dim=params["a_dim"],
-        z_dim=params["z_dim"], hidden=tuple(params["hidden"]), skip=params["skip"],
-    )
-    train_config = TrainConfig(
-        epochs=params["epochs"], batch_size=params["batch_size"], labelled_batch_size=params["batch_size"],
-        learning_rate=params["learning_rate"], mc_samples=params["mc_samples"], seed=params["seed"],
-        checkpoint_every=settings.checkpoint_every, device=settings.device,
-    )
-    return model_config, train_config
 
 
 class _Heartbeat(threading.Thread):
@@ -79,43 +64,43 @@ class JobRunner:
         self.settings = settings
         self.store = store
 
-    def run(self, job_id: str, should_exit: Callable[[], bool] = lambda: False) -> str:
+    def run(self, job_id: str, should_exit: Callable[[], bool] = lambda: False) -> RunOutcome:
         """Claims the job and trains it. `should_exit` says the worker is shutting down: the job
-        then goes back to the queue and resumes elsewhere from its last checkpoint.
-        Returns "skipped" (not claimable), "succeeded", "failed", "cancelled", "released" or "lost"."""
+        then goes back to the queue and resumes elsewhere from its last checkpoint."""
         token = new_id()
         if not self.store.claim(job_id, token):
-            return "skipped"
+            return RunOutcome.SKIPPED
         with self.store.sessions() as session:
             job = session.get(Job, job_id)
         heartbeat = _Heartbeat(self.store, job_id, token, self.settings.heartbeat_seconds, should_exit)
         heartbeat.start()
-        checkpoint_dir = self.settings.checkpoints_dir / job_id
         try:
-            outcome = self._train(job, token, checkpoint_dir, heartbeat)
+            outcome = self._train(job, token, heartbeat)
         except TrainingCancelled:
             if heartbeat.lost.is_set():
-                outcome = "lost"
+                outcome = RunOutcome.LOST
             elif heartbeat.cancel.is_set():
-                outcome = "cancelled" if self.store.cancelled(job_id, token) else "lost"
+                outcome = RunOutcome.CANCELLED if self.store.cancelled(job_id, token) else RunOutcome.LOST
             else:
-                outcome = "released" if self.store.release(job_id, token) else "lost"
+                outcome = RunOutcome.RELEASED if self.store.release(job_id, token) else RunOutcome.LOST
         except Exception as error:  # any failure of this job is recorded on the job, not raised
             log.exception("job %s failed", job_id)
             message = str(error) or type(error).__name__
-            outcome = "failed" if self.store.fail(job_id, token, message) else "lost"
+            outcome = RunOutcome.FAILED if self.store.fail(job_id, token, message) else RunOutcome.LOST
         finally:
             heartbeat.finish()
-        if outcome in ("succeeded", "failed", "cancelled"):
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if outcome.ends_job:
+            self.settings.artifacts.delete_training_state(job_id)
         log.info("job %s: %s", job_id, outcome)
         return outcome
 
-    def _train(self, job: Job, token: str, checkpoint_dir: Path, heartbeat: _Heartbeat) -> str:
-        params = job.params
+    def _train(self, job: Job, token: str, heartbeat: _Heartbeat) -> RunOutcome:
+        params, artifacts = job.params, self.settings.artifacts
         train, test = load_dataset(self.settings, job.dataset)
         split = semi_supervised_split(train, params["labels_per_class"], params["seed"])
-        model_config, train_config = build_configs(params, train, self.settings)
+        model_config, train_config = configs_for(
+            train, params, device=self.settings.device, checkpoint_every=self.settings.checkpoint_every
+        )
         trainer = Trainer(model_config, train_config, split, test=test)
 
         def on_epoch(report: EpochReport) -> None:
@@ -125,21 +110,21 @@ class JobRunner:
             except SQLAlchemyError as error:
                 log.warning("progress of job %s not recorded: %s", job.id, error)
 
+        checkpoint_dir = artifacts.training_state_dir(job.id)
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         result = trainer.fit(on_epoch=on_epoch, should_stop=heartbeat.stopping, checkpoint_dir=checkpoint_dir)
 
         model_id = new_id()
-        model_dir = self.settings.models_dir / model_id
-        sha256 = save_model(model_dir, result.model, result.card)
+        sha256 = artifacts.publish_model(model_id, result.model, result.card)
         record = TrainedModel(
             id=model_id, name=job.name or default_model_name(job), job_id=job.id, dataset=job.dataset,
             created_at=utcnow(), config=model_config.to_dict(), metrics=result.card.get("metrics", {}),
             sha256=sha256,
         )
         if not self.store.succeed(job.id, token, record):
-            shutil.rmtree(model_dir, ignore_errors=True)
-            return "lost"
-        return "succeeded"
+            artifacts.delete_model(model_id)
+            return RunOutcome.LOST
+        return RunOutcome.SUCCEEDED
 
 
 def default_model_name(job: Job) -> str:
@@ -152,10 +137,11 @@ def configure_torch(settings: Settings) -> None:
         torch.set_num_threads(settings.worker_torch_threads)
 
 
-def run_job(job_id: str, settings: Settings, should_exit: Callable[[], bool] = lambda: False) -> str:
+def run_job(job_id: str, settings: Settings, should_exit: Callable[[], bool] = lambda: False) -> RunOutcome:
     """Runs one job with a job store of its own (what a Celery task calls)."""
     engine = make_engine(settings.database_url)
     try:
+        migrate(engine)
         store = JobStore.from_settings(make_sessionmaker(engine), settings)
         configure_torch(settings)
         return JobRunner(settings, store).run(job_id, should_exit)

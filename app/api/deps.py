@@ -9,11 +9,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app import crud
-from app.core.config import Settings
-from app.model_cache import LoadedModel
-from app.models import TrainedModel
+from app.inference import LoadedModel
 from app.runtime import Runtime
-from app.schemas import ID_PATTERN
+from store.config import Settings
+from store.ids import ID_PATTERN
+from store.tables import TrainedModel
 
 
 def get_runtime(request: Request) -> Runtime:

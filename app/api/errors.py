@@ -15,8 +15,8 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from adgm_core.data import DataError
 from adgm_core.images import ImageError
 from app.core.body_limit import too_large_detail
-from app.jobs.state import JobFinished, JobNotFound
 from app.model_cache import ModelUnavailable
+from store.jobs import JobFinished, JobNotFound, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -73,4 +73,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelUnavailable, lambda request, error: _detail(503, str(error)))
     app.add_exception_handler(JobNotFound, lambda request, error: _detail(404, f"Job {error} does not exist."))
     app.add_exception_handler(JobFinished, lambda request, error: _detail(409, str(error)))
+    app.add_exception_handler(QueueFull, lambda request, error: _detail(429, str(error)))
     app.add_exception_handler(Exception, _server_error)

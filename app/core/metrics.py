@@ -7,8 +7,9 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from app.jobs.state import JobStatus
-from app.models import Job, JobProgress
+from store.status import JobStatus
+from store.tables import Job, JobProgress
+
 
 class JobCollector:
     """Computed from the job store at scrape time, so every API process reports the same truth."""

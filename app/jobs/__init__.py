@@ -1,1 +1,1 @@
-"""Training jobs: the state machine over the job store, dispatch to workers, and the reaper."""
+"""Training jobs on the API's side: dispatch to workers, and the reaper that keeps jobs moving."""

@@ -1,20 +1,30 @@
-"""Getting queued jobs to workers: Celery when a broker is configured, else embedded processes."""
+"""Getting queued jobs to workers: Celery when a broker is configured, else embedded processes.
+
+The API never imports `worker`: Celery tasks are sent by name (`store.queue`), and embedded
+workers are separate processes started by their entry point, `adgm-worker`.
+"""
 
 import logging
-import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from importlib.metadata import entry_points
 
-from app.core.config import Settings
-from app.jobs.state import JobStore
+from store.config import Settings
+from store.jobs import JobStore
+from store.queue import TRAIN_TASK, make_celery, queue_depth
 
 log = logging.getLogger(__name__)
+
+WORKER_ENTRY_POINT = "adgm-worker"
 
 
 class CeleryDispatcher:
     """Sends each job id to the `gpu` queue; the job store stays the truth about the job."""
 
     def __init__(self, settings: Settings, store: JobStore):
-        from worker.celery_app import make_celery  # no torch here: the task imports it in the worker
-
         self.store = store
         self.celery = make_celery(settings)
 
@@ -23,8 +33,6 @@ class CeleryDispatcher:
 
     def submit(self, job_id: str) -> bool:
         """False when the broker could not take the message; the reaper sends it again later."""
-        from worker.celery_app import TRAIN_TASK
-
         try:
             self.celery.send_task(TRAIN_TASK, args=[job_id])
         except Exception as error:  # broker down: the job stays queued in the store
@@ -38,8 +46,6 @@ class CeleryDispatcher:
         lost (it restarted without its queue). The broker cannot say which messages it holds, so
         when it holds fewer than the store has queued jobs, every queued job not sent recently is
         sent again; a duplicate message is harmless because only one worker can claim a job."""
-        from worker.celery_app import queue_depth
-
         sent = [job_id for job_id in self.store.undispatched() if self.submit(job_id)]
         candidates = self.store.undispatched(older_than_seconds)
         if candidates and queue_depth(self.celery) < self.store.count_queued():
@@ -58,31 +64,44 @@ class CeleryDispatcher:
         self.celery.close()
 
 
+def worker_command() -> list[str]:
+    """How to start an embedded worker: the module behind the `adgm-worker` entry point."""
+    found = entry_points(group="console_scripts", name=WORKER_ENTRY_POINT)
+    if not found:
+        raise RuntimeError(f"the {WORKER_ENTRY_POINT!r} entry point is not installed: run `pip install -e .`")
+    (entry_point,) = found
+    return [sys.executable, "-m", entry_point.module, "--wake-stdin"]
+
+
 class EmbeddedDispatcher:
-    """Runs `embedded_workers` training processes next to the API; they poll the job store."""
+    """Runs `embedded_workers` training processes next to the API. They poll the job store; a
+    byte written to a worker's stdin wakes it at once. Nothing here can block on a worker: the
+    pipes are non-blocking, and a dead worker is replaced."""
+
+    STOP_GRACE_SECONDS = 6.0  # then stragglers are killed; the API must be gone within 10 s
 
     def __init__(self, settings: Settings, store: JobStore):
         self.settings = settings
-        self.context = multiprocessing.get_context("spawn")
-        self.stop_event = self.context.Event()
-        self.wake = self.context.Event()
-        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.processes: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        self._stopping = False
 
-    def _spawn(self, index: int):
-        from worker.embedded import serve
-
-        process = self.context.Process(
-            target=serve, args=(self.settings, self.stop_event, self.wake),
-            name=f"adgm-embedded-worker-{index}", daemon=True,
+    def _spawn(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            worker_command(), stdin=subprocess.PIPE, env={**os.environ, **self.settings.as_environment()},
         )
-        process.start()
+        os.set_blocking(process.stdin.fileno(), False)
         return process
 
     def start(self) -> None:
-        self.processes = [self._spawn(index) for index in range(self.settings.embedded_workers)]
+        with self._lock:
+            self.processes = [self._spawn() for _ in range(self.settings.embedded_workers)]
 
     def submit(self, job_id: str) -> bool:
-        self.wake.set()
+        self.supervise()
+        with self._lock:
+            for process in self.processes:
+                _nudge(process)
         return True
 
     def resend_lost(self, older_than_seconds: float) -> list[str]:
@@ -92,23 +111,41 @@ class EmbeddedDispatcher:
         return "not configured"
 
     def supervise(self) -> None:
-        """Restarts embedded workers that died (killed for memory, crashed)."""
-        if self.stop_event.is_set():
-            return
-        for index, process in enumerate(self.processes):
-            if not process.is_alive():
-                log.warning("embedded worker %s exited with %s; starting a new one", process.name, process.exitcode)
-                self.processes[index] = self._spawn(index)
+        """Replaces embedded workers that died (killed for memory, crashed)."""
+        with self._lock:
+            if self._stopping:
+                return
+            for index, process in enumerate(self.processes):
+                if process.poll() is not None:
+                    log.warning("embedded worker %d exited with %s; starting a new one", process.pid, process.returncode)
+                    process.stdin.close()
+                    self.processes[index] = self._spawn()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Asks the workers to stop (a running job goes back to the queue) and waits for them."""
-        self.stop_event.set()
-        self.wake.set()
-        for process in self.processes:
-            process.join(timeout)
-            if process.is_alive():
+    def stop(self, timeout: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM to every worker (a running job goes back to the queue), then waits up to
+        `timeout` seconds in all before killing the rest."""
+        with self._lock:
+            self._stopping = True
+            processes = list(self.processes)
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("embedded worker %d did not stop in time; killing it", process.pid)
                 process.kill()
-                process.join(5)
+                process.wait()
+            process.stdin.close()
+
+
+def _nudge(process: subprocess.Popen) -> None:
+    try:
+        os.write(process.stdin.fileno(), b"\n")
+    except (BlockingIOError, BrokenPipeError, OSError):  # full: already nudged; broken: it died
+        pass
 
 
 def make_dispatcher(settings: Settings, store: JobStore) -> CeleryDispatcher | EmbeddedDispatcher:

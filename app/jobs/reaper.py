@@ -8,8 +8,8 @@ workers. Every change is a conditional update, so several API processes may reap
 import logging
 import threading
 
-from app.core.config import Settings
-from app.jobs.state import JobStore
+from store.config import Settings
+from store.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Reaper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=3)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reaper_seconds):

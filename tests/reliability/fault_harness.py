@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from app.core.db import make_engine, make_sessionmaker
-from app.models import Job, JobProgress, TrainedModel
+from store.db import make_engine, make_sessionmaker
+from store.tables import Job, JobProgress, TrainedModel
 from process_harness import Process, free_port, port_open, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

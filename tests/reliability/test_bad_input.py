@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.core.db import make_engine, make_sessionmaker
-from app.models import TrainedModel
+from store.db import make_engine, make_sessionmaker
+from store.tables import TrainedModel
 from fault_harness import BIN, REPO_ROOT, Api
 from image_files import encode
 from process_harness import Process

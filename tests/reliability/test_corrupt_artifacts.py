@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from app.core.db import make_engine, make_sessionmaker
-from app.models import TrainedModel
+from store.db import make_engine, make_sessionmaker
+from store.tables import TrainedModel
 from image_files import encode
 
 
@@ -87,7 +87,7 @@ def two_models(trained_state, make_settings):
     settings = make_settings(trained_state)
     model_a = trained_state.model_id
     model_b = "b" * 32
-    shutil.copytree(settings.models_dir / model_a, settings.models_dir / model_b)
+    shutil.copytree(settings.artifacts.models_dir / model_a, settings.artifacts.models_dir / model_b)
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine).begin() as session:
         original = session.get(TrainedModel, model_a)
@@ -103,7 +103,7 @@ def two_models(trained_state, make_settings):
 @pytest.mark.parametrize("damage", DAMAGE, ids=[damage.__name__ for damage in DAMAGE])
 def test_a_damaged_model_is_reported_by_name_and_the_others_serve(damage, two_models, start_client, test_digits):
     settings, model_a, model_b = two_models
-    damage(settings.models_dir / model_a)
+    damage(settings.artifacts.models_dir / model_a)
     client = start_client(settings)
     digit = encode(test_digits[0][0])
 
@@ -141,7 +141,7 @@ def test_damage_after_loading_is_caught_at_the_next_start(two_models, start_clie
     first = start_client(settings)
     before = first.get("/sample", params={"label": 4, "seed": 1, "model": model_a})
     assert before.status_code == 200
-    flip_one_byte(settings.models_dir / model_a)
+    flip_one_byte(settings.artifacts.models_dir / model_a)
     assert first.get("/sample", params={"label": 4, "seed": 1, "model": model_a}).content == before.content
     restarted = start_client(settings)
     answer = restarted.get("/sample", params={"label": 4, "seed": 1, "model": model_a})
@@ -152,8 +152,8 @@ def test_a_cut_off_model_write_is_not_a_model(two_models, start_client):
     """A worker killed while writing a model leaves a `.partial` staging directory and no record:
     nothing lists or serves it."""
     settings, model_a, model_b = two_models
-    staging = settings.models_dir / f".{'c' * 32}.deadbeef.partial"
-    shutil.copytree(settings.models_dir / model_a, staging)
+    staging = settings.artifacts.models_dir / f".{'c' * 32}.deadbeef.partial"
+    shutil.copytree(settings.artifacts.models_dir / model_a, staging)
     truncate(staging)
     client = start_client(settings)
     assert {model["id"] for model in client.get("/models").json()["models"]} == {model_a, model_b}

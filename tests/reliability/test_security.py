@@ -205,7 +205,7 @@ def test_no_route_touches_a_path_built_from_client_input(keyed):
             client.post("/train", json={"dataset": hostile, "name": hostile}, headers=auth)
             upload = client.post("/datasets", files={"file": (hostile, npz())}, data={"name": hostile}, headers=auth)
             assert upload.status_code == 201  # a valid upload under a hostile name is stored under its own id
-            stored = settings.datasets_dir / f"{upload.json()['id']}.npz"
+            stored = settings.artifacts.datasets_dir / f"{upload.json()['id']}.npz"
             assert stored.is_file()
     finally:
         audit.recording = False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from PIL import Image
 
-from app.core.config import Settings
+from store.config import Settings
 from fault_harness import SMALL_JOB
 from process_harness import wait_for
 
@@ -59,7 +59,7 @@ def holder(celery, job_id: str) -> tuple[str, int] | None:
 def test_killed_workers_lose_no_job_and_resume_from_the_checkpoint(
     redis_server, api, start_celery_worker, service_env, job_store_reader
 ):
-    from worker.celery_app import make_celery
+    from store.queue import make_celery
 
     redis = redis_server(persistent=True)
     env = {**service_env, "ADGM_BROKER_URL": redis.url, "ADGM_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY)}

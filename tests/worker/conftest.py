@@ -2,13 +2,14 @@
 
 import pytest
 
-from app.core.db import create_tables, make_engine, make_sessionmaker
-from app.jobs.state import JobStore
+from store.db import make_engine, make_sessionmaker
+from store.schema import migrate
+from store.jobs import JobStore
 
 
 @pytest.fixture
 def store(settings):
     engine = make_engine(settings.database_url)
-    create_tables(engine)
+    migrate(engine)
     yield JobStore.from_settings(make_sessionmaker(engine), settings)
     engine.dispose()

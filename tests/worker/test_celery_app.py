@@ -1,14 +1,16 @@
 """The Celery application: settings for long jobs, routing to the gpu queue, and re-sending the
 jobs a broker lost (against a real redis-server)."""
 
-from app.core.db import create_tables, make_engine, make_sessionmaker
 from app.jobs.dispatch import CeleryDispatcher
-from app.jobs.state import JobStore
-from worker.celery_app import GPU_QUEUE, TRAIN_TASK, VISIBILITY_TIMEOUT_SECONDS, make_celery, queue_depth
+from store.db import make_engine, make_sessionmaker
+from store.jobs import JobStore
+from store.queue import GPU_QUEUE, TRAIN_TASK, VISIBILITY_TIMEOUT_SECONDS, queue_depth
+from store.schema import migrate
+from worker.celery_app import make_worker_app
 
 
 def test_settings_for_long_training_jobs(make_settings, redis_url):
-    celery = make_celery(make_settings(broker_url=redis_url))
+    celery = make_worker_app(make_settings(broker_url=redis_url))
     conf = celery.conf
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
@@ -32,7 +34,7 @@ def test_the_worker_parent_never_imports_torch():
 def test_jobs_the_broker_lost_are_sent_again(make_settings, redis_url):
     settings = make_settings(broker_url=redis_url)
     engine = make_engine(settings.database_url)
-    create_tables(engine)
+    migrate(engine)
     store = JobStore(make_sessionmaker(engine))
     dispatcher = CeleryDispatcher(settings, store)
     try:

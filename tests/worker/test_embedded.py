@@ -6,8 +6,8 @@ import signal
 import pytest
 
 from app.jobs.dispatch import EmbeddedDispatcher
-from app.jobs.state import JobStatus
-from app.models import Job, JobProgress
+from store.status import JobStatus
+from store.tables import Job, JobProgress
 from process_harness import wait_for
 
 TINY = {"dataset": "digits5k", "labels_per_class": 10, "epochs": 1, "hidden": [32], "z_dim": 4, "a_dim": 4,
@@ -42,7 +42,7 @@ def test_the_worker_process_trains_a_queued_job(dispatcher, store):
     dispatcher.submit(job.id)
     wait_for(lambda: status(store, job.id) == JobStatus.SUCCEEDED, 180, "the job to succeed", interval=0.1)
     [process] = dispatcher.processes
-    assert process.is_alive() and process.pid != os.getpid()
+    assert process.poll() is None and process.pid != os.getpid()
 
 
 def test_stopping_hands_the_running_job_back_to_the_queue(dispatcher, store):
@@ -51,17 +51,17 @@ def test_stopping_hands_the_running_job_back_to_the_queue(dispatcher, store):
     wait_for(lambda: epochs_done(store, job.id) >= 1, 180, "the first epoch", interval=0.1)
     [process] = dispatcher.processes
     dispatcher.stop(timeout=60)
-    assert process.exitcode == 0  # it stopped by itself, it was not killed
+    assert process.returncode == 0  # it stopped by itself, it was not killed
     assert status(store, job.id) == JobStatus.QUEUED
 
 
 def test_a_dead_worker_is_replaced(dispatcher, store):
     [first] = dispatcher.processes
     os.kill(first.pid, signal.SIGKILL)
-    first.join(10)
+    first.wait(10)
     dispatcher.supervise()
     [second] = dispatcher.processes
-    assert second is not first and second.is_alive()
+    assert second is not first and second.poll() is None
     job = store.create(TINY, "digits5k", None)
     dispatcher.submit(job.id)
     wait_for(lambda: status(store, job.id) == JobStatus.SUCCEEDED, 180, "the job to succeed", interval=0.1)

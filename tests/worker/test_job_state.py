@@ -7,9 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from app.core.db import create_tables, make_engine, make_sessionmaker, utcnow
-from app.jobs.state import JobFinished, JobNotFound, JobStatus, JobStore, new_id
-from app.models import Job, JobProgress, TrainedModel
+from store.db import make_engine, make_sessionmaker, utcnow
+from store.schema import migrate
+from store.ids import new_id
+from store.jobs import JobFinished, JobNotFound, JobStore
+from store.status import JobStatus
+from store.tables import Job, JobProgress, TrainedModel
 
 PARAMS = {"dataset": "digits5k", "labels_per_class": 10, "epochs": 3}
 
@@ -21,7 +24,7 @@ def store(request, tmp_path):
     else:
         url = request.getfixturevalue("postgres_url")
     engine = make_engine(url)
-    create_tables(engine)
+    migrate(engine)
     yield JobStore(make_sessionmaker(engine), stale_after_seconds=60, max_attempts=2)
     engine.dispose()
 

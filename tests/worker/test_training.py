@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import update
 
 from adgm_core.predictor import Predictor
-from app.core.db import utcnow
-from app.jobs.state import JobStatus, new_id
-from app.models import Job, JobProgress, TrainedModel
+from store.db import utcnow
+from store.ids import new_id
+from store.status import JobStatus
+from store.tables import Job, JobProgress, TrainedModel
 from process_harness import wait_for
 from worker.training import JobRunner
 
@@ -48,14 +49,14 @@ def test_a_job_trains_to_a_checked_model(settings, store):
     assert [row.epoch for row in history(store, job.id)] == [1, 2]
     with store.sessions() as session:
         model = session.get(TrainedModel, done.model_id)
-    directory = settings.models_dir / model.id
+    directory = settings.artifacts.models_dir / model.id
     assert model.job_id == job.id and model.name == "digits" and model.dataset == "digits5k"
     assert model.sha256 == hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
     assert model.config["hidden"] == [32] and model.config["skip"] is True
     assert model.metrics["epochs"] == 2
     predictor = Predictor.from_directory(directory, expected_sha256=model.sha256)
     assert predictor.sample([3, 3], seed=0).shape == (2, 28, 28)
-    assert not (settings.checkpoints_dir / job.id).exists()  # the resumable state is gone once done
+    assert not (settings.artifacts.training_states_dir / job.id).exists()  # the resumable state is gone once done
     assert JobRunner(settings, store).run(job.id) == "skipped"  # a duplicate message does nothing
 
 
@@ -69,8 +70,8 @@ def test_a_running_job_is_cancelled_between_batches(settings, store):
     done = read(store, job.id)
     assert done.status == JobStatus.CANCELLED and done.model_id is None
     assert len(history(store, job.id)) < 200
-    assert not any(settings.models_dir.glob("*"))  # no model, not even a partial one
-    assert not (settings.checkpoints_dir / job.id).exists()
+    assert not any(settings.artifacts.models_dir.glob("*"))  # no model, not even a partial one
+    assert not (settings.artifacts.training_states_dir / job.id).exists()
 
 
 def test_a_job_handed_back_resumes_from_its_checkpoint(settings, store):
@@ -84,7 +85,7 @@ def test_a_job_handed_back_resumes_from_its_checkpoint(settings, store):
     assert read(store, job.id).status == JobStatus.QUEUED
     before = history(store, job.id)
     checkpointed = len(before)  # checkpoint_every is 1: every reported epoch is saved
-    assert (settings.checkpoints_dir / job.id / "state.json").is_file()
+    assert (settings.artifacts.training_states_dir / job.id / "state.json").is_file()
 
     assert JobRunner(settings, store).run(job.id) == "succeeded"
     after = history(store, job.id)
@@ -113,4 +114,4 @@ def test_a_worker_presumed_dead_stops_and_finishes_nothing(settings, store):
     assert outcome["value"] == "lost"
     done = read(store, job.id)
     assert done.status == JobStatus.QUEUED and done.model_id is None and done.finished_at is None
-    assert (settings.checkpoints_dir / job.id / "state.json").is_file()  # kept for the next worker
+    assert (settings.artifacts.training_states_dir / job.id / "state.json").is_file()  # kept for the next worker

@@ -8,8 +8,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile,
 from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
 from app.api.deps import ApiKeyDep, LoadedModelDep, SettingsDep
 from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
-from app.core.config import Settings
-from app.inference import INFERENCE_LOCK
+from store.config import Settings
 from app.schemas import Classification, ClassifyPublic
 
 router = APIRouter(tags=["inference"])
@@ -51,14 +50,12 @@ def sample(
     seed: Seed = 0,
 ) -> Response:
     """A PNG grid of `n` generated images of class `label`."""
-    n_classes = model.predictor.config.n_classes
-    if label >= n_classes:
+    if label >= model.n_classes:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"label {label} is out of range: model {model.id} has {n_classes} classes (0..{n_classes - 1}).",
+            detail=f"label {label} is out of range: model {model.id} has {model.n_classes} classes (0..{model.n_classes - 1}).",
         )
-    with INFERENCE_LOCK:
-        images = model.predictor.sample([label] * n, seed=seed)
+    images = model.sample([label] * n, seed=seed)
     return _png(png_grid(images), model.id)
 
 
@@ -69,9 +66,8 @@ def classify(
     files: Annotated[list[UploadFile], File(description="One or more PNG or JPEG images, any size")],
 ) -> ClassifyPublic:
     """Class probabilities and a novelty score (0 typical … 1 unusual) for each image."""
-    shape = tuple(model.predictor.config.x_shape)
-    images = np.stack([_model_input(upload, settings, shape) for upload in files])
-    probabilities, novelty = model.classifier.classify(images)
+    images = np.stack([_model_input(upload, settings, model.image_shape) for upload in files])
+    probabilities, novelty = model.classify(images)
     results = [
         Classification(
             filename=upload.filename, label=int(np.argmax(p)), probabilities=[float(v) for v in p],
@@ -89,7 +85,5 @@ def analogies(
     file: Annotated[UploadFile, File(description="A PNG or JPEG image whose style is kept")],
 ) -> Response:
     """The uploaded image's style rendered under every label, one row."""
-    image = _model_input(file, settings, tuple(model.predictor.config.x_shape))
-    with INFERENCE_LOCK:
-        images = model.predictor.analogies(image)
+    images = model.analogies(_model_input(file, settings, model.image_shape))
     return _png(png_grid(images, columns=len(images)), model.id)

@@ -4,31 +4,23 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from adgm_core.data import semi_supervised_split
-from app import crud
+from app import crud, services
 from app.api.deps import ApiKeyDep, JobId, RuntimeDep, SessionDep, SettingsDep
 from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
-from app.core.config import Settings
-from app.datasets import load_dataset
-from app.jobs.state import TERMINAL, JobNotFound
-from app.models import Job
 from app.runtime import Runtime
 from app.schemas import EpochProgress, JobAccepted, JobCreate, JobPublic, JobsPublic
+from store.jobs import JobNotFound
+from store.status import TERMINAL
+from store.tables import Job
 
 router = APIRouter(tags=["jobs"])
 
 TRAIN_BODY_LIMIT = 64 * 1024
 NOT_FOUND = {404: error("No job with this id")}
-
-
-def check_feasible(settings: Settings, body: JobCreate) -> None:
-    """Raises DataError (→ 422) when the data set is unknown or cannot give the labels asked for."""
-    train, _test = load_dataset(settings, body.dataset)
-    semi_supervised_split(train, body.labels_per_class, body.seed)
 
 
 @router.post(
@@ -41,20 +33,10 @@ def check_feasible(settings: Settings, body: JobCreate) -> None:
 )
 def create_job(body: JobCreate, runtime: RuntimeDep, response: Response) -> JobAccepted:
     """Queue a training job; follow it at `events_url`."""
-    limit = runtime.settings.max_queued_jobs
-    if runtime.store.count_queued() >= limit:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"{limit} jobs are already queued; wait for some to start, or cancel some, then try again.",
-        )
-    check_feasible(runtime.settings, body)
-    job = runtime.store.create(body.model_dump(), body.dataset, body.name)
-    runtime.dispatcher.submit(job.id)
-    with runtime.sessions() as session:
-        public = crud.read_job(session, job.id)
+    job = services.create_job(runtime, body)
     url = f"/jobs/{job.id}"
     response.headers["Location"] = url
-    return JobAccepted(**public.model_dump(), url=url, events_url=f"{url}/events")
+    return JobAccepted(**job.model_dump(exclude={"progress"}), url=url, events_url=f"{url}/events")
 
 
 @router.get("/jobs")

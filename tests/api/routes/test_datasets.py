@@ -28,7 +28,7 @@ def small_set():
 
 
 def stored_files(settings):
-    return sorted(path.name for path in settings.datasets_dir.iterdir())
+    return sorted(path.name for path in settings.artifacts.datasets_dir.iterdir())
 
 
 def upload(client, content: bytes, filename="digits.npz", **data):
@@ -61,7 +61,7 @@ def test_upload_is_stored_listed_and_trainable(make_settings, start_client, smal
     assert (dataset["n_images"], dataset["n_labelled"], dataset["n_classes"]) == (600, 200, 10)
     assert dataset["image_shape"] == [28, 28] and dataset["created_at"]
     assert stored_files(settings) == [f"{dataset['id']}.npz"]
-    assert (settings.datasets_dir / f"{dataset['id']}.npz").read_bytes() == content
+    assert (settings.artifacts.datasets_dir / f"{dataset['id']}.npz").read_bytes() == content
     listed = client.get("/datasets").json()["datasets"]
     assert listed[-1] == dataset
 

@@ -5,8 +5,8 @@ import shutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.routes.pages import STATIC_DIR
-from app.core.db import make_engine, make_sessionmaker
-from app.jobs.state import JobStore
+from store.db import make_engine, make_sessionmaker
+from store.jobs import JobStore
 
 
 def samples(text: str) -> dict:

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from app.jobs.state import new_id
+from adgm_core.presets import PRESETS
+
+from store.ids import new_id
 
 TINY = {"dataset": "digits5k", "epochs": 1, "hidden": [32], "z_dim": 4, "a_dim": 4}
 
@@ -43,11 +45,10 @@ def test_train_queues_a_job_with_every_default(client):
     assert job["status"] == "queued"
     assert job["url"] == f"/jobs/{job['id']}" == response.headers["location"]
     assert job["events_url"] == f"/jobs/{job['id']}/events"
-    assert job["params"] == {
-        "dataset": "digits5k", "labels_per_class": 10, "epochs": 10, "hidden": [256, 128], "z_dim": 32,
-        "a_dim": 32, "skip": True, "learning_rate": 3e-4, "batch_size": 100, "mc_samples": 1, "seed": 0,
-        "name": None,
-    }
+    # an empty body is the `quick` preset, every parameter of which the job records
+    assert job["params"] == {"dataset": "digits5k", "name": None, "preset": "quick", **PRESETS["quick"].resolve()}
+    assert set(job["params"]) >= {"labels_per_class", "epochs", "hidden", "z_dim", "a_dim", "skip",
+                                  "learning_rate", "batch_size", "mc_samples", "seed"}
     assert job["progress"] is None and job["history"] == [] and job["model_id"] is None and job["error"] is None
     read = client.get(job["url"]).json()
     assert read == {key: value for key, value in job.items() if key not in ("url", "events_url")}

@@ -5,15 +5,15 @@ from datetime import timedelta
 
 import numpy as np
 
-from app.jobs.state import new_id
-from app.models import TrainedModel
+from store.ids import new_id
+from store.tables import TrainedModel
 
 
 def add_copy_of_model(client, model_id: str, newer: bool = True) -> str:
     """What a worker elsewhere does: a new model's files, then its record, while the API runs."""
     runtime = client.app.state.runtime
     copy_id = new_id()
-    shutil.copytree(runtime.settings.models_dir / model_id, runtime.settings.models_dir / copy_id)
+    shutil.copytree(runtime.settings.artifacts.models_dir / model_id, runtime.settings.artifacts.models_dir / copy_id)
     with runtime.sessions() as session:
         original = session.get(TrainedModel, model_id)
         session.add(TrainedModel(
@@ -62,8 +62,8 @@ def test_delete_removes_record_and_files(model_client, trained_state):
     assert model_client.get("/sample", params={"label": 3}).status_code == 200  # loaded in the cache
     response = model_client.delete(f"/models/{model_id}")
     assert response.status_code == 204 and response.content == b""
-    assert not (runtime.settings.models_dir / model_id).exists()
-    assert list(runtime.settings.models_dir.iterdir()) == []
+    assert not (runtime.settings.artifacts.models_dir / model_id).exists()
+    assert list(runtime.settings.artifacts.models_dir.iterdir()) == []
     assert model_client.get(f"/models/{model_id}").status_code == 404
     assert model_client.get("/models").json() == {"models": [], "default": None}
     assert model_client.get("/sample", params={"label": 3}).status_code == 503
@@ -90,7 +90,7 @@ def test_unknown_and_malformed_model_ids(client):
 def test_a_corrupt_model_is_reported_and_the_others_keep_working(model_client, trained_state, encode):
     runtime = model_client.app.state.runtime
     healthy = add_copy_of_model(model_client, trained_state.model_id, newer=False)
-    weights = runtime.settings.models_dir / trained_state.model_id / "model.safetensors"
+    weights = runtime.settings.artifacts.models_dir / trained_state.model_id / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])  # truncated
     response = model_client.get("/sample", params={"label": 1})  # the default is the corrupt one
     assert response.status_code == 503

@@ -1,7 +1,4 @@
-"""The job state machine.
-
-    queued ──▶ running ──▶ succeeded | failed | cancelled
-       └──────────────────────────────▶ cancelled
+"""The job state machine over the job store (states and outcomes in `store.status`).
 
 Every transition is one conditional UPDATE (compare-and-set on the status, and for a running job
 on the claim token of the worker that holds it), so two workers can never both run a job and a
@@ -9,29 +6,20 @@ job is never finished twice. A running job is cancelled cooperatively: `cancel_r
 here and the worker that holds the job sees it on its next heartbeat.
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.core.db import utcnow
-from app.models import Job, JobProgress, TrainedModel
+from store.config import Settings
+from store.db import utcnow
+from store.ids import new_id
+from store.status import TERMINAL, JobStatus
+from store.tables import Job, JobProgress, TrainedModel
 
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+QUEUE_LOCK_KEY = 0x6164676D  # PostgreSQL advisory lock that serialises the queue cap check
 
 
 class JobNotFound(LookupError):
@@ -46,14 +34,18 @@ class JobFinished(Exception):
         self.job = job
 
 
+class QueueFull(Exception):
+    """Raised by `create` when `max_queued` jobs are already waiting."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"{limit} jobs are already queued; wait for some to start, or cancel some, then try again.")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     held: bool  # False: the job is no longer ours (re-queued by the reaper, or finished)
     cancel_requested: bool
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class JobStore:
@@ -68,13 +60,21 @@ class JobStore:
     def from_settings(cls, sessions: sessionmaker, settings: Settings) -> "JobStore":
         return cls(sessions, settings.stale_after_seconds, settings.max_attempts)
 
-    def create(self, params: dict[str, Any], dataset: str, name: str | None) -> Job:
+    def create(self, params: dict[str, Any], dataset: str, name: str | None, max_queued: int | None = None) -> Job:
+        """A new queued job; raises QueueFull, writing nothing, when `max_queued` are waiting.
+        The insert comes before the count, so that concurrent creations are serialised by the
+        write (SQLite) or by an advisory lock (PostgreSQL) and none slips past the cap."""
         job = Job(
             id=new_id(), name=name, status=JobStatus.QUEUED, dataset=dataset, params=params,
             created_at=utcnow(), attempts=0, cancel_requested=False,
         )
         with self.sessions.begin() as session:
+            if max_queued is not None and session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(QUEUE_LOCK_KEY)))
             session.add(job)
+            session.flush()
+            if max_queued is not None and self._count_queued(session) > max_queued:
+                raise QueueFull(max_queued)
         return job
 
     def mark_dispatched(self, job_id: str) -> None:
@@ -230,7 +230,11 @@ class JobStore:
 
     def count_queued(self) -> int:
         with self.sessions() as session:
-            return session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED))
+            return self._count_queued(session)
+
+    @staticmethod
+    def _count_queued(session: Session) -> int:
+        return session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED))
 
 
 PROGRESS_FIELDS = (

@@ -3,10 +3,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.db import Base, UTCDateTime, utcnow
+from store.db import Base, UTCDateTime, utcnow
+from store.status import JobStatus
 
 ID = String(32)
 
@@ -16,7 +17,10 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, values_callable=lambda statuses: [s.value for s in statuses]),
+        index=True,
+    )
     dataset: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -30,6 +34,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     model_id: Mapped[str | None] = mapped_column(ID)
     error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list["JobProgress"]] = relationship(
+        order_by="JobProgress.seq", lazy="selectin", viewonly=True
+    )
 
 
 class JobProgress(Base):

@@ -1,4 +1,4 @@
-"""Service configuration: one `Settings`, read from `ADGM_*` environment variables."""
+"""Configuration of the API and the workers: one `Settings`, read from `ADGM_*` environment variables."""
 
 from functools import lru_cache
 from pathlib import Path
@@ -6,10 +6,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.artifacts import Artifacts
+
 
 def _project_root() -> Path:
     """The repository root when running from a checkout, else the working directory."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     return root if (root / "pyproject.toml").is_file() else Path.cwd()
 
 
@@ -88,17 +90,18 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         return self.broker_url is None
 
-    @property
-    def models_dir(self) -> Path:
-        return self.artifact_dir / "models"
+    def as_environment(self) -> dict[str, str]:
+        """These settings as `ADGM_*` variables, for a process that must read exactly them."""
+        environment = {}
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            environment[f"ADGM_{name.upper()}"] = "" if value is None else str(value)
+        return environment
 
     @property
-    def checkpoints_dir(self) -> Path:
-        return self.artifact_dir / "jobs"
-
-    @property
-    def datasets_dir(self) -> Path:
-        return self.artifact_dir / "datasets"
+    def artifacts(self) -> Artifacts:
+        return Artifacts(self.artifact_dir)
 
 
 @lru_cache

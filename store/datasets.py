@@ -6,8 +6,8 @@ from pathlib import Path
 
 from adgm_core.data import DataError, ImageSet, load_builtin, load_npz
 
-from app.core.config import Settings
-from app.schemas import ID_PATTERN
+from store.config import Settings
+from store.ids import ID_PATTERN
 
 BUILTIN = {
     "digits5k": "Offline MNIST subset (4,000 train / 1,000 test real digits, shipped with the package)",
@@ -19,7 +19,7 @@ DATASET_ID = re.compile(ID_PATTERN)
 def uploaded_path(settings: Settings, dataset_id: str) -> Path:
     if not DATASET_ID.fullmatch(dataset_id):
         raise DataError(f"Unknown data set {dataset_id!r}.")
-    return settings.datasets_dir / f"{dataset_id}.npz"
+    return settings.artifacts.dataset_path(dataset_id)
 
 
 @lru_cache(maxsize=2)

@@ -1,12 +1,11 @@
-"""Database engine and session factory for the job store (SQLite by default, PostgreSQL by URL)."""
+"""Database engine and session factory of the job store (SQLite by default, PostgreSQL by URL).
+The tables are in `store.tables`; their schema history, applied at start-up, in `store.schema`."""
 
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -67,17 +66,3 @@ def make_engine(database_url: str) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def create_tables(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables; retried because the API and workers may race to do it at start-up."""
-    from app import models  # noqa: F401  (registers the tables on Base.metadata)
-
-    for attempt in range(attempts):
-        try:
-            Base.metadata.create_all(engine)
-            return
-        except DBAPIError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))

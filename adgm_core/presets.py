@@ -1,0 +1,86 @@
+"""Named training recipes, and the one mapping from a training request to the core's configs.
+
+A request is a flat dict of *training parameters*: `labels_per_class` plus any field of
+`ModelConfig` (except the data's `x_shape` and `n_classes`) or `TrainConfig` (except the
+machine's `device`, `checkpoint_every` and `compile`). A preset fills every parameter; explicit
+values override it. The CLI, the service's `POST /train` and the worker all resolve requests here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from adgm_core.config import ModelConfig, TrainConfig
+from adgm_core.data import ImageSet
+
+_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("x_shape", "n_classes"))
+_MACHINE_FIELDS = ("device", "checkpoint_every", "compile")
+_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in _MACHINE_FIELDS)
+PARAMETERS = ("labels_per_class", *_MODEL_FIELDS, *_TRAIN_FIELDS)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: the parameters it sets and what a user can expect of it."""
+
+    name: str
+    description: str
+    expected: str  # time and accuracy measured for this preset (docs/results.md)
+    params: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "digits5k"  # the data set the recipe was tuned and measured on
+
+    def resolve(self, **overrides: Any) -> dict[str, Any]:
+        """Every training parameter: the core's defaults, then this preset's, then `overrides`
+        (None means "not given")."""
+        unknown = sorted(set(overrides) - set(PARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown training parameter(s): {', '.join(unknown)}")
+        params = {**_core_defaults(), **self.params}
+        params.update({key: value for key, value in overrides.items() if value is not None})
+        return params
+
+
+def _core_defaults() -> dict[str, Any]:
+    model, train = ModelConfig(), TrainConfig()
+    defaults: dict[str, Any] = {"labels_per_class": 10}
+    defaults.update({name: getattr(model, name) for name in _MODEL_FIELDS})
+    defaults.update({name: getattr(train, name) for name in _TRAIN_FIELDS})
+    defaults["hidden"] = list(defaults["hidden"])
+    return defaults
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            name="quick",
+            description="digits5k on a 2-core CPU: the service's default",
+            expected="about 30 s on 2 CPU cores",
+            params=dict(epochs=10, learning_rate=3e-4),
+        ),
+    )
+}
+DEFAULT_PRESET = "quick"
+
+
+def resolve(preset: str = DEFAULT_PRESET, **overrides: Any) -> dict[str, Any]:
+    """The full parameter dict of `preset` with `overrides` applied."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset].resolve(**overrides)
+
+
+def configs_for(train_set: ImageSet, params: dict[str, Any], *, device: str = "auto",
+                checkpoint_every: int = 5, compile: bool = False) -> tuple[ModelConfig, TrainConfig]:
+    """The core's configs for resolved `params` and the data they train on."""
+    model_config = ModelConfig(
+        x_shape=tuple(train_set.image_shape), n_classes=train_set.n_classes,
+        **{name: params[name] for name in _MODEL_FIELDS if name in params},
+    )
+    train_config = TrainConfig(
+        device=device, checkpoint_every=checkpoint_every, compile=compile,
+        **{name: params[name] for name in _TRAIN_FIELDS if name in params},
+    )
+    return model_config, train_config
