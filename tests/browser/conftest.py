@@ -17,7 +17,7 @@ DESKTOP = {"width": 1280, "height": 900}
 def chromium():
     """Debian's Chromium driven by Playwright (a browser download does not work here)."""
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: install Debian's chromium package (scripts/install.sh --test does)")
+        pytest.fail("chromium is not on PATH: install Debian's chromium package (scripts/install.sh --test does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -91,18 +91,9 @@ def cancel_running(client: httpx.Client) -> None:
     assert final["status"] == "cancelled" and final["model_id"] is None
 
 
-@pytest.fixture
-def distributed_database_url(request, service_env):
-    """PostgreSQL, as in docker-compose.yml, when the local server is there; else SQLite."""
-    try:
-        return request.getfixturevalue("postgres_url")
-    except pytest.skip.Exception:
-        return service_env["ADGM_DATABASE_URL"]
-
-
-def test_distributed_mode(redis_url, distributed_database_url, service_env, start_api, start_celery_worker,
+def test_distributed_mode(redis_url, postgres_url, service_env, start_api, start_celery_worker,
                           mnist_test_digits):
-    env = {**service_env, "ADGM_BROKER_URL": redis_url, "ADGM_DATABASE_URL": distributed_database_url}
+    env = {**service_env, "ADGM_BROKER_URL": redis_url, "ADGM_DATABASE_URL": postgres_url}  # as in docker-compose.yml
     worker = start_celery_worker(env)
     url, api = start_api(env)
     with httpx.Client(base_url=url, timeout=60) as client:
