@@ -7,6 +7,7 @@ Under CI=true a skipped test fails, unless it is in ALLOWED_SKIPS with its reaso
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from image_files import encode as encode_image
 from process_harness import Process, free_port, port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = os.environ.get("ADGM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # A model small enough to train on the CPU in seconds; the flow matters here, not the accuracy.
 TINY_JOB = {
@@ -160,7 +161,7 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """The URL of a PostgreSQL server: the local one when it answers, else a throwaway server of
     Debian's `postgresql` package, made by initdb in a temporary directory on a free port."""
     if _answers(POSTGRES_SERVER):
@@ -171,7 +172,7 @@ def postgres_server(tmp_path_factory) -> Iterator[str]:
         pytest.fail("no PostgreSQL answers on 127.0.0.1:5432 and initdb is missing: install Debian's "
                     "postgresql package (scripts/install.sh --test does)")
     bin_dir = binaries[-1].parent
-    directory = tmp_path_factory.mktemp("postgres")
+    directory = Path(tempfile.mkdtemp(prefix="adgm-postgres-"))  # not under pytest's root-only tmp
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if run_as:
         shutil.chown(directory, "postgres")
@@ -194,6 +195,7 @@ def postgres_server(tmp_path_factory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
