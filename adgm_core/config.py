@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 ACTIVATIONS = ("relu", "softplus", "tanh", "elu", "gelu")
+LR_SCHEDULES = ("step", "cosine")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (256, 128)
     activation: str = "relu"
     skip: bool = True
+    batch_norm: bool = False  # after every hidden layer, as the authors' code; False in cards written before it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x_shape", tuple(int(s) for s in self.x_shape))
@@ -61,8 +63,14 @@ class TrainConfig:
     learning_rate: float = 3e-4
     lr_decay: float = 0.75
     lr_decay_every: int = 0  # epochs between decays; 0 keeps the rate constant (authors: 200)
+    lr_schedule: str = "step"  # "step": x lr_decay every lr_decay_every epochs; "cosine": to 0 at the last step
+    lr_warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many steps
     grad_clip: float | None = 5.0  # max global gradient norm (authors: 5); None disables
+    grad_clip_value: float | None = None  # then each gradient element clipped to ±this (authors: 1)
     mc_samples: int = 1  # samples of (a, z) per example, folded into the batch
+    mc_average_softmax: bool = True  # labelled cross-entropy on q(y|x) averaged over the samples (authors)
+    weight_prior: bool = False  # N(0, 1) prior on the weights, its log density scaled by 1/N (authors)
+    ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
     warmup_steps: int = 0  # linear KL warm-up from 0 to 1 over this many steps
     alpha: float | None = None  # weight of the classification term; None: 0.1 * N / N_labelled
     seed: int = 0
@@ -78,8 +86,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.warmup_steps < 0 or self.lr_decay_every < 0:
-            raise ValueError("warmup_steps and lr_decay_every must not be negative")
+        if self.warmup_steps < 0 or self.lr_decay_every < 0 or self.lr_warmup_steps < 0:
+            raise ValueError("warmup_steps, lr_warmup_steps and lr_decay_every must not be negative")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie strictly between 0 and 1, got {self.ema_decay}")
+        if self.grad_clip_value is not None and not self.grad_clip_value > 0:
+            raise ValueError(f"grad_clip_value must be positive, got {self.grad_clip_value}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,4 +1,5 @@
-"""Building blocks: a multi-input MLP and a diagonal Gaussian head with unconstrained log-variance."""
+"""Building blocks: a multi-input MLP (optionally batch-normalised) and a diagonal Gaussian head with
+unconstrained log-variance."""
 
 from __future__ import annotations
 
@@ -19,17 +20,21 @@ class MultiInputMLP(nn.Module):
     The first layer is W [x; y; a] + b = W_x x + W_y[:, y] + W_a a + b, computed per input and
     broadcast-added, so enumerating all K labels costs one embedding lookup instead of K copies of
     the W_x x product: `labels` may have shape (K, 1) against inputs of shape (B, d).
+
+    With `batch_norm`, every hidden layer is normalised before its activation (the authors' code).
     """
 
-    def __init__(self, inputs: dict[str, int], n_classes: int | None, hidden: tuple[int, ...], activation: str):
+    def __init__(self, inputs: dict[str, int], n_classes: int | None, hidden: tuple[int, ...], activation: str,
+                 batch_norm: bool = False):
         super().__init__()
         self.first = nn.ModuleDict({name: nn.Linear(dim, hidden[0], bias=False) for name, dim in inputs.items()})
         self.label = nn.Embedding(n_classes, hidden[0]) if n_classes else None
         self.bias = nn.Parameter(torch.zeros(hidden[0]))
         act = _ACTIVATIONS[activation]
-        layers: list[nn.Module] = [act()]
+        norm = (lambda width: [BatchNorm(width)]) if batch_norm else (lambda width: [])  # noqa: E731
+        layers: list[nn.Module] = [*norm(hidden[0]), act()]
         for width_in, width_out in zip(hidden[:-1], hidden[1:]):
-            layers += [nn.Linear(width_in, width_out), act()]
+            layers += [nn.Linear(width_in, width_out), *norm(width_out), act()]
         self.rest = nn.Sequential(*layers)
         gain = nn.init.calculate_gain("relu") if activation in ("relu", "elu", "gelu", "softplus") else 1.0
         for linear in [*self.first.values(), *(m for m in self.rest if isinstance(m, nn.Linear))]:
@@ -48,6 +53,17 @@ class MultiInputMLP(nn.Module):
         if self.label is not None:
             h = h + self.label(labels)
         return self.rest(h)
+
+
+class BatchNorm(nn.BatchNorm1d):
+    """Batch normalisation over every leading dimension of (..., H).
+
+    Features of K enumerated labels broadcast to (K, B, H) are normalised with the statistics of all
+    K·B rows, exactly as the explicit repeat of the batch over the labels would be.
+    """
+
+    def forward(self, h: Tensor) -> Tensor:
+        return super().forward(h.reshape(-1, h.shape[-1])).reshape(h.shape)
 
 
 class GaussianHead(nn.Module):

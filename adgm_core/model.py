@@ -16,7 +16,8 @@ Inference model q_φ:
 With `skip=True` this is the SDGM of the same paper, where a is a latent of the generative model:
 p(a | y, z) replaces p(a | x, y, z) and p(x | a, y, z) replaces p(x | y, z).
 
-Every network is an MLP with `config.hidden` layers (generative ones reversed). Label arguments are
+Every network is an MLP with `config.hidden` layers (generative ones reversed), batch-normalised when
+`config.batch_norm` (train mode: batch statistics; eval mode: running ones). Label arguments are
 class indices; shape (K, 1) against inputs of shape (B, ·) evaluates all K labels at once.
 """
 
@@ -36,18 +37,18 @@ class ADGM(nn.Module):
         D, K, A, Z, H = c.x_dim, c.n_classes, c.a_dim, c.z_dim, c.hidden
         H_gen = tuple(reversed(H))
 
-        self.q_a_net = MultiInputMLP({"x": D}, None, H, c.activation)
+        self.q_a_net = MultiInputMLP({"x": D}, None, H, c.activation, c.batch_norm)
         self.q_a = GaussianHead(H[-1], A)
-        self.q_y_net = MultiInputMLP({"x": D, "a": A}, None, H, c.activation)
+        self.q_y_net = MultiInputMLP({"x": D, "a": A}, None, H, c.activation, c.batch_norm)
         self.q_y_logits = nn.Linear(H[-1], K)
-        self.q_z_net = MultiInputMLP({"x": D, "a": A}, K, H, c.activation)
+        self.q_z_net = MultiInputMLP({"x": D, "a": A}, K, H, c.activation, c.batch_norm)
         self.q_z = GaussianHead(H[-1], Z)
 
         p_a_inputs = {"z": Z} if c.skip else {"x": D, "z": Z}
-        self.p_a_net = MultiInputMLP(p_a_inputs, K, H_gen, c.activation)
+        self.p_a_net = MultiInputMLP(p_a_inputs, K, H_gen, c.activation, c.batch_norm)
         self.p_a = GaussianHead(H_gen[-1], A)
         p_x_inputs = {"z": Z, "a": A} if c.skip else {"z": Z}
-        self.p_x_net = MultiInputMLP(p_x_inputs, K, H_gen, c.activation)
+        self.p_x_net = MultiInputMLP(p_x_inputs, K, H_gen, c.activation, c.batch_norm)
         self.p_x_logits = nn.Linear(H_gen[-1], D)
         for logits in (self.q_y_logits, self.p_x_logits):
             nn.init.xavier_normal_(logits.weight)

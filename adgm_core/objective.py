@@ -10,8 +10,10 @@ Unlabelled data x: one a ~ q(a|x) is shared by all K enumerated labels and by th
 
 Objective to minimise, with α defaulting to 0.1 · N / N_labelled:
 
-    J = mean L(x_l, y_l) + mean U(x_u) + α · mean[-log q(y_l | a, x_l)]
+    J = mean L(x_l, y_l) + mean U(x_u) + α · mean[-log (1/S) Σ_s q(y_l | a_s, x_l)] - (1/N) log p(θ)
 
+The classification term takes the softmax averaged over the S samples of a (the authors' code; S = 1
+per sample when `samples` is 1), and the optional weight prior p(θ) = N(θ | 0, I) is scaled by 1/N.
 Monte Carlo samples are folded into the batch: x is repeated S times and every copy draws its own
 noise. All noise is passed in (`Noise`), so a step is a pure function of its inputs: fixed noise
 gives exact comparisons, and a compiled step sees no random-number calls.
@@ -113,14 +115,31 @@ class StepLoss:
     labelled_correct: Tensor  # scalar: labelled examples whose argmax q(y|a,x) is right
 
 
+def mc_averaged_log_q_y(log_q_y: Tensor, samples: int) -> Tensor:
+    """log (1/S) Σ_s q(y | a_s, x) for rows ordered as the batch repeated S times: (S·B, K) → (B, K)."""
+    return log_q_y.reshape(samples, -1, log_q_y.shape[-1]).logsumexp(0) - math.log(samples)
+
+
+def weight_penalty(model: ADGM) -> Tensor:
+    """-log N(θ | 0, I) up to a constant, over the weight matrices (not biases or batch-norm scales)."""
+    return 0.5 * sum(p.square().sum() for p in model.parameters() if p.ndim > 1)
+
+
 def semi_supervised_loss(
-    model: ADGM, x_l: Tensor, y_l: Tensor, x_u: Tensor, noise: Noise, alpha: float, beta: float = 1.0
+    model: ADGM, x_l: Tensor, y_l: Tensor, x_u: Tensor, noise: Noise, alpha: float, beta: float = 1.0,
+    samples: int = 1, prior_scale: float = 0.0,
 ) -> StepLoss:
-    """J for one step; x_l, y_l, x_u already repeated S times along the batch (MC samples)."""
+    """J for one step; x_l, y_l, x_u already repeated S times along the batch (MC samples).
+
+    `samples`: S over which q(y | a, x) is averaged in the classification term (1: each copy alone);
+    `prior_scale`: 1/N for the weight prior, 0 without it.
+    """
     labelled = labelled_bound(model, x_l, y_l, noise.a_labelled, noise.z_labelled, beta)
     unlabelled = unlabelled_bound(model, x_u, noise.a_unlabelled, noise.z_unlabelled, beta)
-    classification = F.nll_loss(labelled.log_q_y, y_l)
+    classification = F.nll_loss(mc_averaged_log_q_y(labelled.log_q_y, samples), y_l[: len(y_l) // samples])
     loss = -labelled.elbo.mean() - unlabelled.elbo.mean() + alpha * classification
+    if prior_scale:
+        loss = loss + prior_scale * weight_penalty(model)
     elbo = torch.cat([labelled.elbo, unlabelled.elbo]).mean()
     correct = (labelled.log_q_y.argmax(-1) == y_l).sum()
     return StepLoss(loss, elbo.detach(), correct.detach())

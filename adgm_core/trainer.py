@@ -1,7 +1,9 @@
 """Training loop: data resident on the device, batches drawn by index, one fused step per batch.
 
 Each step takes `batch_size` unlabelled and `labelled_batch_size` labelled images, binarises them
-with a fresh Bernoulli draw, repeats them `mc_samples` times and minimises J (see `objective`).
+with a fresh Bernoulli draw, repeats them `mc_samples` times and minimises J (see `objective`), with
+the learning rate of its step, gradients clipped by norm and then elementwise, and (optionally) an
+exponential moving average of the weights, which is then the model evaluated and returned.
 Nothing inside an epoch waits for the device; the epoch's figures are read once at its end.
 All randomness comes from one generator whose state is saved in the checkpoint, so a resumed run
 continues exactly as the uninterrupted one would have.
@@ -9,6 +11,8 @@ continues exactly as the uninterrupted one would have.
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +24,7 @@ from adgm_core import __version__
 from adgm_core.checkpoint import load_training_state, load_weights, save_training_state
 from adgm_core.config import ModelConfig, TrainConfig
 from adgm_core.data import ImageSet, SemiSupervisedSplit
-from adgm_core.evaluation import as_model_input, error_rate
+from adgm_core.evaluation import as_model_input, error_rate, self_consistency
 from adgm_core.model import ADGM
 from adgm_core.novelty import calibrate
 from adgm_core.objective import Noise, semi_supervised_loss
@@ -92,6 +96,9 @@ class Trainer:
         # N counts every training image: the unlabelled set holds them all, the labelled ones included
         self.alpha = train_config.alpha if train_config.alpha is not None else 0.1 * n_u / n_l
         self.steps_per_epoch = max(1, n_u // train_config.batch_size)
+        self.prior_scale = 1.0 / n_u if train_config.weight_prior else 0.0
+        self.softmax_samples = train_config.mc_samples if train_config.mc_average_softmax else 1
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if train_config.ema_decay else None
         self.epoch = 0  # epochs completed
         self.step = 0
         self.reports: list[EpochReport] = []
@@ -99,10 +106,34 @@ class Trainer:
         step = self._step
         self.step_fn = torch.compile(step) if train_config.compile else step
 
-    def learning_rate(self, epoch: int) -> float:
+    @property
+    def served_model(self) -> ADGM:
+        """The model that is evaluated and saved: the moving average of the weights when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def learning_rate(self, step: int) -> float:
+        """The rate at `step` (0-based over the whole run): a linear warm-up, then the schedule."""
         c = self.config
-        decays = (epoch - 1) // c.lr_decay_every if c.lr_decay_every else 0
-        return c.learning_rate * c.lr_decay**decays
+        if c.lr_schedule == "cosine":
+            total = max(1, c.epochs * self.steps_per_epoch - c.lr_warmup_steps)
+            progress = min(1.0, max(0, step - c.lr_warmup_steps) / total)
+            rate = c.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+        else:
+            decays = (step // self.steps_per_epoch) // c.lr_decay_every if c.lr_decay_every else 0
+            rate = c.learning_rate * c.lr_decay**decays
+        if c.lr_warmup_steps:
+            rate *= min(1.0, (step + 1) / c.lr_warmup_steps)
+        return rate
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # the usual bias correction: early steps average over the few weights seen so far
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        for average, current in zip(self.ema.state_dict().values(), self.model.state_dict().values()):
+            if average.is_floating_point():
+                average.lerp_(current, 1 - decay)
+            else:
+                average.copy_(current)
 
     def _binarize(self, images: torch.Tensor) -> torch.Tensor:
         draw = torch.rand(images.shape, generator=self.generator, device=self.device)
@@ -110,7 +141,8 @@ class Trainer:
 
     def _step(self, x_l, y_l, x_u, noise, beta):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            out = semi_supervised_loss(self.model, x_l, y_l, x_u, noise, self.alpha, beta)
+            out = semi_supervised_loss(self.model, x_l, y_l, x_u, noise, self.alpha, beta, self.softmax_samples,
+                                       self.prior_scale)
         out.loss.backward()
         return out
 
@@ -123,9 +155,6 @@ class Trainer:
         self.model.train()
         while self.epoch < c.epochs:
             epoch = self.epoch + 1
-            lr = self.learning_rate(epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
             started = time.perf_counter()
             order = torch.randperm(len(self.x_unlabelled), generator=self.generator, device=self.device)
             elbo_sum = torch.zeros((), device=self.device)
@@ -141,11 +170,18 @@ class Trainer:
                 x_u = self._binarize(self.x_unlabelled[idx_u]).repeat(S, 1)
                 noise = Noise.draw(self.model, len(x_l), len(x_u), self.generator, self.device)
                 beta = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+                lr = self.learning_rate(self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
                 self.optimizer.zero_grad(set_to_none=True)
                 out = self.step_fn(x_l, y_l, x_u, noise, beta)
                 if c.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                if c.grad_clip_value is not None:
+                    torch.nn.utils.clip_grad_value_(self.model.parameters(), c.grad_clip_value)
                 self.optimizer.step()
+                if self.ema is not None:
+                    self._update_ema()
                 self.step += 1
                 elbo_sum += out.elbo
                 correct += out.labelled_correct
@@ -168,24 +204,33 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(report)
         self.model.eval()
-        return TrainResult(self.model, list(self.reports), self.card())
+        return TrainResult(self.served_model, list(self.reports), self.card())
 
     def _test_accuracy(self) -> float | None:
         if self.test is None:
             return None
         self.model.eval()
-        error = error_rate(self.model, self.test.images, self.test.labels, self.config.eval_samples, seed=self.epoch)
+        error = error_rate(self.served_model, self.test.images, self.test.labels, self.config.eval_samples,
+                           seed=self.epoch)
         self.model.train()
         return 1.0 - error
 
     def card(self) -> dict:
-        """The JSON document saved beside the weights: config, data, metrics, novelty calibration."""
+        """The JSON document saved beside the weights: config, data, metrics, novelty calibration.
+
+        `self_consistency` is the share of the model's own samples of each label that its q(y|x)
+        assigns to that label (mean, and per label in `self_consistency_per_label`).
+        """
+        model = self.served_model.eval()
         calibration_images = self.x_unlabelled[:: max(1, len(self.x_unlabelled) // 1000)][:1000]
         last = self.reports[-1] if self.reports else None
         metrics = {"epochs": self.epoch, "elbo": last.elbo if last else None,
                    "labelled_accuracy": last.labelled_accuracy if last else None}
+        consistency = self_consistency(model, self.config.eval_samples)
+        metrics["self_consistency"] = consistency["mean"]
+        metrics["self_consistency_per_label"] = consistency["per_label"]
         if self.test is not None:
-            metrics["test_error"] = error_rate(self.model, self.test.images, self.test.labels, self.config.eval_samples)
+            metrics["test_error"] = error_rate(model, self.test.images, self.test.labels, self.config.eval_samples)
             metrics["test_eval_samples"] = self.config.eval_samples
         return {
             "library_version": __version__,
@@ -198,11 +243,13 @@ class Trainer:
                 "alpha": self.alpha,
             },
             "metrics": metrics,
-            "novelty": calibrate(self.model, as_model_input(calibration_images, self.device)),
+            "novelty": calibrate(model, as_model_input(calibration_images, self.device)),
         }
 
     def save(self, directory: Path | str) -> None:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
         optimizer_state = self.optimizer.state_dict()
         for index, state in optimizer_state["state"].items():
             for key, value in state.items():
@@ -227,6 +274,8 @@ class Trainer:
         if ModelConfig.from_dict(document["model_config"]) != self.model_config:
             raise ValueError(f"the training state in {directory} belongs to another model configuration")
         load_weights(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(directory))
+        if self.ema is not None:
+            load_weights(self.ema, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, str(directory))
         state: dict[int, dict] = {}
         for name, value in tensors.items():
             if name.startswith("optimizer."):

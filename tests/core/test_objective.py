@@ -154,3 +154,47 @@ def test_posterior_variance_can_fall_below_one():
         m.q_a.log_var.weight.zero_()
     _, log_var = m.infer_a(torch.zeros(1, 4))
     assert torch.exp(log_var).max() < 0.01
+
+
+def test_classification_term_takes_the_softmax_averaged_over_mc_samples(model):
+    """With samples = S, the labelled cross-entropy is -log (1/S) Σ_s q(y | a_s, x), per example, against a
+    per-example loop over the S samples of a; the bounds are unchanged."""
+    for p in model.parameters():  # the fixture's large weights give losses near 1e12: too coarse for a difference
+        p.data.mul_(0.3)
+    x_l, y_l = batch(4)
+    x_u, _ = batch(3)
+    S, alpha = 3, 2.5
+    g = torch.Generator().manual_seed(11)
+    noise = Noise(torch.randn(S * 4, 2, generator=g), torch.randn(S * 4, 3, generator=g),
+                  torch.randn(S * 3, 2, generator=g), torch.randn(3, S * 3, 3, generator=g))
+    args = (model, x_l.repeat(S, 1), y_l.repeat(S), x_u.repeat(S, 1), noise, alpha)
+    per_sample, averaged = semi_supervised_loss(*args), semi_supervised_loss(*args, samples=S)
+
+    per_sample_ce, averaged_ce = [], []
+    for i in range(4):
+        probabilities = []
+        for s in range(S):
+            a, _ = sample_a(model, x_l[i], noise.a_labelled[s * 4 + i])
+            logits = model.q_y_logits(mlp(model.q_y_net, {"x": x_l[i], "a": a}, None, 3))
+            probabilities.append(Categorical(logits=logits).probs)
+            per_sample_ce.append(-Categorical(logits=logits).log_prob(y_l[i]))
+        averaged_ce.append(-torch.log(torch.stack(probabilities).mean(0)[y_l[i]]))
+    difference = alpha * (torch.stack(averaged_ce).mean() - torch.stack(per_sample_ce).mean())
+    torch.testing.assert_close(averaged.loss - per_sample.loss, difference, atol=1e-9, rtol=1e-9)
+    assert difference < 0  # Jensen: the averaged softmax is never less likely than the average log
+    torch.testing.assert_close(averaged.elbo, per_sample.elbo)
+
+
+def test_weight_prior_adds_half_the_squared_weights_over_n(model):
+    """-(1/N) log N(θ | 0, I) up to a constant: the weights of every linear map and label embedding."""
+    for p in model.parameters():
+        p.data.mul_(0.3)
+    x, y = batch(4)
+    g = torch.Generator().manual_seed(3)
+    noise = Noise(torch.randn(4, 2, generator=g), torch.randn(4, 3, generator=g), torch.randn(4, 2, generator=g),
+                  torch.randn(3, 4, 3, generator=g))
+    without = semi_supervised_loss(model, x, y, x, noise, alpha=1.0).loss
+    with_prior = semi_supervised_loss(model, x, y, x, noise, alpha=1.0, prior_scale=1 / 50).loss
+    weights = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
+    expected = sum(-Normal(0.0, 1.0).log_prob(w).sum() - w.numel() * 0.5 * math.log(2 * math.pi) for w in weights)
+    torch.testing.assert_close(with_prior - without, expected / 50)

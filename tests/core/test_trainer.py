@@ -68,19 +68,28 @@ def _trained_parameters(split, seed):
     return parameters(_trained(split, seed))
 
 
-def test_resume_equals_uninterrupted_run(small_split, tmp_path):
-    uninterrupted = Trainer(MODEL, config(epochs=3), small_split)
+RECIPE = dict(lr_schedule="cosine", lr_warmup_steps=3, ema_decay=0.9, grad_clip_value=1.0, weight_prior=True)
+
+
+@pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["defaults", "recipe-switches"])
+@pytest.mark.parametrize("model_config", [MODEL, ModelConfig(a_dim=4, z_dim=4, hidden=(32,), batch_norm=True)],
+                         ids=["plain", "batch-norm"])
+def test_resume_equals_uninterrupted_run(small_split, tmp_path, recipe, model_config):
+    uninterrupted = Trainer(model_config, config(epochs=3, **recipe), small_split)
     uninterrupted.fit()
 
-    first = Trainer(MODEL, config(epochs=1), small_split)
-    first.fit(checkpoint_dir=tmp_path)  # killed after epoch 1, say
-    resumed = Trainer(MODEL, config(epochs=3), small_split)
+    first = Trainer(model_config, config(epochs=3, **recipe), small_split)
+    with pytest.raises(TrainingCancelled):  # killed during epoch 2, say
+        first.fit(checkpoint_dir=tmp_path, should_stop=lambda: first.step == first.steps_per_epoch + 2)
+    resumed = Trainer(model_config, config(epochs=3, **recipe), small_split)
     reports = []
     resumed.fit(on_epoch=reports.append, checkpoint_dir=tmp_path)
 
     assert [r.epoch for r in reports] == [2, 3]
     expected, actual = parameters(uninterrupted), parameters(resumed)
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    served, served_resumed = uninterrupted.served_model.state_dict(), resumed.served_model.state_dict()
+    assert all(torch.equal(served[k], served_resumed[k]) for k in served)
     assert [r.elbo for r in resumed.reports] == [r.elbo for r in uninterrupted.reports]
     assert len(list(tmp_path.glob("state-*.safetensors"))) == 1  # older states are removed
 
@@ -106,9 +115,51 @@ def test_should_stop_cancels_between_batches(small_split):
 
 def test_learning_rate_schedule_of_the_authors(small_split):
     trainer = Trainer(MODEL, TrainConfig.paper(), small_split)
-    assert trainer.learning_rate(1) == trainer.learning_rate(200) == pytest.approx(3e-4)
-    assert trainer.learning_rate(201) == pytest.approx(3e-4 * 0.75)
-    assert trainer.learning_rate(401) == pytest.approx(3e-4 * 0.75**2)
+    epoch_start = lambda epoch: (epoch - 1) * trainer.steps_per_epoch  # noqa: E731  (steps count from 0)
+    assert trainer.learning_rate(0) == trainer.learning_rate(epoch_start(201) - 1) == pytest.approx(3e-4)
+    assert trainer.learning_rate(epoch_start(201)) == pytest.approx(3e-4 * 0.75)
+    assert trainer.learning_rate(epoch_start(401)) == pytest.approx(3e-4 * 0.75**2)
+
+
+def test_warm_up_then_cosine_decay(small_split):
+    trainer = Trainer(MODEL, config(epochs=10, learning_rate=2e-3, lr_schedule="cosine", lr_warmup_steps=4), small_split)
+    total = 10 * trainer.steps_per_epoch  # 80 steps
+    rates = [trainer.learning_rate(step) for step in range(total)]
+    assert rates[:4] == pytest.approx([5e-4, 1e-3, 1.5e-3, 2e-3])  # linear warm-up to the peak
+    decay = rates[4:]
+    assert all(a > b for a, b in zip(decay, decay[1:]))
+    assert rates[4 + (total - 4) // 2] == pytest.approx(1e-3)  # half the peak half-way through the decay
+    assert rates[-1] < 2e-3 * 1e-3
+
+
+def test_gradients_are_clipped_elementwise_after_the_norm(small_split):
+    """The last step's gradients stay in .grad after fit: with the clip every element lies within ±v."""
+    v = 1e-3
+    plain = Trainer(MODEL, config(epochs=1, grad_clip=None), small_split)
+    plain.fit()
+    clipped = Trainer(MODEL, config(epochs=1, grad_clip_value=v), small_split)
+    clipped.fit()
+    largest = lambda trainer: max(p.grad.abs().max().item() for p in trainer.model.parameters())  # noqa: E731
+    assert largest(plain) > 10 * v  # the clip has work to do
+    assert largest(clipped) == pytest.approx(v)
+
+
+def test_moving_average_of_the_weights_is_what_is_evaluated_and_returned(small_split):
+    """The EMA against the recurrence computed here from the live weights seen around every step."""
+    decay = 0.9
+    trainer = Trainer(MODEL, config(epochs=1, ema_decay=decay), small_split)
+    polls = []
+    result = trainer.fit(should_stop=lambda: bool(polls.append(parameters(trainer))))  # polled before each step
+    expected, after = polls[0], polls[1:] + [parameters(trainer)]  # initial weights; weights after steps 1..T
+    for t, weights in enumerate(after):
+        d = min(decay, (1 + t) / (10 + t))
+        for k, v in expected.items():
+            v.mul_(d).add_(weights[k], alpha=1 - d)
+    assert len(after) == trainer.steps_per_epoch
+    assert result.model is trainer.ema and result.model is not trainer.model
+    for k, v in result.model.state_dict().items():
+        torch.testing.assert_close(v, expected[k])
+    assert not torch.equal(result.model.state_dict()["q_a.mu.weight"], trainer.model.state_dict()["q_a.mu.weight"])
 
 
 def test_rejects_data_of_another_shape(small_split):
