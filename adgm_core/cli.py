@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adgm_core.checkpoint import CheckpointError, save_model
-from adgm_core.config import ModelConfig, TrainConfig
 from adgm_core.data import DataError, ImageSet, load_builtin, load_npz, semi_supervised_split
 from adgm_core.data.sources import BUILTIN_NAMES
 from adgm_core.evaluation import error_rate
 from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
 from adgm_core.predictor import Predictor
+from adgm_core.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, configs_for, resolve
 
 app = typer.Typer(help="Train and use the Auxiliary Deep Generative Model.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -54,51 +54,63 @@ DownloadOption = Annotated[Optional[Path], typer.Option(help="where to download 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="directory to write the trained model into (must not exist)")],
-    data: DataOption = "digits5k",
+    preset: Annotated[str, typer.Option(help=f"named recipe: {', '.join(PRESETS)}; the options below override it")] = DEFAULT_PRESET,
+    data: Annotated[Optional[str], typer.Option(help=f"{' or '.join(BUILTIN_NAMES)}, or a path to an .npz file (default: the preset's)")] = None,
     mnist_dir: MnistDirOption = DEFAULT_MNIST_DIR,
     download_root: DownloadOption = None,
-    labels_per_class: int = 10,
-    epochs: int = 10,
-    hidden: Annotated[str, typer.Option(help="hidden layer widths, comma-separated")] = "256,128",
-    z_dim: int = 32,
-    a_dim: int = 32,
-    skip: Annotated[bool, typer.Option("--skip/--no-skip", help="SDGM (default) or the ADGM without skip connections")] = True,
-    batch_size: int = 100,
-    labelled_batch_size: int = 100,
-    mc_samples: int = 1,
-    learning_rate: float = 3e-4,
-    paper_schedule: Annotated[bool, typer.Option(help="decay the learning rate by 0.75 every 200 epochs")] = False,
-    warmup_steps: int = 0,
-    eval_samples: int = 10,
-    seed: int = 0,
+    labels_per_class: Optional[int] = None,
+    epochs: Optional[int] = None,
+    hidden: Annotated[Optional[str], typer.Option(help="hidden layer widths, comma-separated")] = None,
+    z_dim: Optional[int] = None,
+    a_dim: Optional[int] = None,
+    skip: Annotated[Optional[bool], typer.Option("--skip/--no-skip", help="SDGM or the ADGM without skip connections")] = None,
+    batch_norm: Annotated[Optional[bool], typer.Option("--batch-norm/--no-batch-norm")] = None,
+    batch_size: Optional[int] = None,
+    labelled_batch_size: Optional[int] = None,
+    mc_samples: Optional[int] = None,
+    mc_average_softmax: Annotated[Optional[bool], typer.Option("--mc-average-softmax/--no-mc-average-softmax")] = None,
+    learning_rate: Optional[float] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="step or cosine")] = None,
+    lr_warmup_steps: Optional[int] = None,
+    lr_decay: Optional[float] = None,
+    lr_decay_every: Annotated[Optional[int], typer.Option(help="epochs between step decays (authors: 200)")] = None,
+    grad_clip: Optional[float] = None,
+    grad_clip_value: Optional[float] = None,
+    weight_prior: Annotated[Optional[bool], typer.Option("--weight-prior/--no-weight-prior")] = None,
+    ema_decay: Optional[float] = None,
+    alpha: Optional[float] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="KL warm-up steps")] = None,
+    eval_samples: Optional[int] = None,
+    seed: Optional[int] = None,
     checkpoint_dir: Annotated[Optional[Path], typer.Option(help="resumable training state (resumes if present)")] = None,
     checkpoint_every: int = 5,
     device: str = "auto",
     compile: bool = False,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast for the networks (GPU)")] = False,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast for the networks (GPU)")] = None,
 ) -> None:
-    """Train a model on a few labels and all images as unlabelled data, then save it."""
+    """Train a model on a few labels and all images as unlabelled data, then save it.
+
+    Every training parameter comes from `--preset`; an option given explicitly overrides it."""
     from adgm_core.trainer import Trainer
 
+    given = {name: value for name, value in locals().items() if name in PARAMETERS}
+    if hidden is not None:
+        given["hidden"] = [int(h) for h in hidden.split(",")]
     if out.exists():
         raise fail(f"{out} already exists; choose a new --out directory")
     try:
-        train_set, test_set = load_data(data, mnist_dir, download_root)
-        split = semi_supervised_split(train_set, labels_per_class, seed)
-        model_config = ModelConfig(x_shape=train_set.image_shape, n_classes=train_set.n_classes, a_dim=a_dim,
-                                   z_dim=z_dim, hidden=tuple(int(h) for h in hidden.split(",")), skip=skip)
-        train_config = TrainConfig(epochs=epochs, batch_size=batch_size, labelled_batch_size=labelled_batch_size,
-                                   mc_samples=mc_samples, learning_rate=learning_rate,
-                                   lr_decay_every=200 if paper_schedule else 0, warmup_steps=warmup_steps,
-                                   eval_samples=eval_samples, seed=seed, checkpoint_every=checkpoint_every,
-                                   device=device, compile=compile, bf16=bf16)
+        params = resolve(preset, **given)
+        train_set, test_set = load_data(data or PRESETS[preset].dataset, mnist_dir, download_root)
+        split = semi_supervised_split(train_set, params["labels_per_class"], params["seed"])
+        model_config, train_config = configs_for(train_set, params, device=device, checkpoint_every=checkpoint_every,
+                                                 compile=compile)
     except (DataError, ValueError) as error:
         raise fail(str(error)) from None
     trainer = Trainer(model_config, train_config, split, test_set)
     columns = [TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
                TextColumn("{task.fields[status]}"), TimeRemainingColumn()]
     with Progress(*columns, console=err) as progress:
-        task = progress.add_task("train", total=epochs, status="")
+        task = progress.add_task("train", total=train_config.epochs, status="")
 
         def show(report) -> None:
             test = f" test acc {report.test_accuracy:.4f}" if report.test_accuracy is not None else ""
@@ -107,7 +119,7 @@ def train(
 
         result = trainer.fit(on_epoch=show, checkpoint_dir=checkpoint_dir)
     save_model(out, result.model, result.card)
-    typer.echo(json.dumps({"model": str(out), **result.card["metrics"]}))
+    typer.echo(json.dumps({"model": str(out), "preset": preset, **result.card["metrics"]}))
 
 
 @app.command()
