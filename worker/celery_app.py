@@ -21,7 +21,7 @@ def train(job_id: str) -> str:
     """The training task: claims the job in the job store and runs it (see worker/training.py)."""
     from worker.training import run_job
 
-    return run_job(job_id, get_settings())
+    return run_job(job_id, get_settings()).value  # a plain string, should a result backend store it
 
 
 def make_worker_app(settings: Settings) -> Celery:
