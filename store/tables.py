@@ -1,9 +1,10 @@
-"""Tables of the job store: jobs, their per-epoch progress, trained models and uploaded data sets."""
+"""Tables of the job store: jobs, their per-epoch progress, trained models, uploaded data sets and
+their label log."""
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from store.db import Base, UTCDateTime, utcnow
@@ -34,6 +35,7 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     model_id: Mapped[str | None] = mapped_column(ID)
     error: Mapped[str | None] = mapped_column(Text)
+    dataset_version: Mapped[int | None] = mapped_column(Integer)  # an upload's label version it trains on
     history: Mapped[list["JobProgress"]] = relationship(
         order_by="JobProgress.seq", lazy="selectin", viewonly=True
     )
@@ -82,3 +84,27 @@ class Dataset(Base):
     n_test_images: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Bumped by every append to the label log (store.labels); 0: the labels of the uploaded file.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    class_names: Mapped[list[str] | None] = mapped_column(JSON)  # None (uploads before 0002): "0".."K-1"
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.class_names) if self.class_names else [str(k) for k in range(self.n_classes)]
+
+
+class LabelEntry(Base):
+    """One label set (or removed: `label` None) on one training image of an uploaded data set,
+    by `author`, creating data-set version `version`. Rows are only ever appended."""
+
+    __tablename__ = "label_log"
+    __table_args__ = (Index("ix_label_log_dataset_id_image_index", "dataset_id", "image_index"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(ID, ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    image_index: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int | None] = mapped_column(Integer)
+    old_label: Mapped[int | None] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from app.main import create_app
 from store.db import Base, make_engine, make_sessionmaker
 from store.jobs import JobStore
+from store.labels import LabelLog
 from store.schema import SchemaTooNew, current_revision, head_revision, migrate
 from store.status import JobStatus
 from store.tables import Dataset, Job, JobProgress, TrainedModel
@@ -69,6 +70,12 @@ def test_a_release_0_1_0_database_upgrades_and_reads_back_intact(engine):
         assert (model.job_id, model.metrics, model.sha256) == ("a" * 32, {"test_accuracy": 0.75}, "c" * 64)
         dataset = session.get(Dataset, "d" * 32)
         assert (dataset.n_images, dataset.n_labelled, dataset.image_shape) == (100, 20, [28, 28])
+        # 0002: an old upload is at version 0 (its file's labels), named "0".."9", jobs without a version
+        assert (dataset.version, dataset.class_names, dataset.names) == (0, None, [str(k) for k in range(10)])
+        assert job.dataset_version is None
+    log = LabelLog(sessions)
+    assert log.labels("d" * 32) == {}
+    assert log.append("d" * 32, [(3, 7)], "ann") == 1 and log.labels("d" * 32) == {3: 7}
     store = JobStore(sessions)
     new = store.create(PARAMS, "digits5k", "new")
     assert [job_id for job_id in store.queued_ids()] == [new.id]
