@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         default=25_000_000, ge=1, description="Largest decoded image (width × height); guards against bombs."
     )
     max_classify_files: int = Field(default=64, ge=1, description="Most images in one POST /classify.")
+    max_infer_images: int = Field(
+        default=256, ge=1, description="Most images in one Open Inference Protocol request (POST /v2/models/{name}/infer)."
+    )
     device: str = Field(default="auto", description="Training device: auto, cpu, cuda, cuda:N, mps.")
     checkpoint_every: int = Field(default=5, ge=1, description="Epochs between resumable checkpoints.")
     embedded_workers: int = Field(

@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
-from app.api.routes import datasets, health, inference, jobs, models, pages
+from app.api.routes import datasets, health, inference, jobs, models, oip, pages
 
 api_router = APIRouter()
-for module in (jobs, datasets, models, inference, health, pages):
+for module in (jobs, datasets, models, inference, oip, health, pages):
     api_router.include_router(module.router)

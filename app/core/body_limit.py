@@ -35,7 +35,8 @@ class JSONBodyLimitErrors:
                     return
             if held is not None and message["type"] == "http.response.body":
                 held = None
-                body = json.dumps({"detail": too_large_detail(scope.get(MAX_BODY_SIZE_SCOPE_KEY))}).encode()
+                key = "error" if scope["path"] == "/v2" or scope["path"].startswith("/v2/") else "detail"  # the OIP's form
+                body = json.dumps({key: too_large_detail(scope.get(MAX_BODY_SIZE_SCOPE_KEY))}).encode()
                 headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 413, "headers": headers})
                 await send({"type": "http.response.body", "body": body})

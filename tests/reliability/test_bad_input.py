@@ -104,6 +104,9 @@ values = ["{model}"]
 [dictionaries.spare_models]
 values = ["{spare}"]
 
+[dictionaries.model_names]
+values = ["default", "{model}"]
+
 # Server-Sent Events of a job that never ends (no training worker here) would stream forever;
 # the events route has its own corpus cases below.
 [[operations]]
@@ -143,6 +146,13 @@ checks.positive_data_acceptance.expected-statuses = ["200", "404", "413", "415",
 [[operations]]
 include-name = "GET /sample"
 checks.positive_data_acceptance.expected-statuses = ["200", "404", "422"]
+
+# The Open Inference Protocol's routes: a model name is any string (unknown ones get 404), and a
+# request valid by the protocol's schema can still hold the wrong tensor for this model (400).
+[[operations]]
+include-path-regex = "^/v2/models/"
+parameters = {{ "path.name" = {{ dictionary = "model_names", probability = 0.7 }} }}
+checks.positive_data_acceptance.expected-statuses = ["200", "400", "404"]
 """
 
 
@@ -179,6 +189,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(live):
     assert statuses["GET /sample"].get(200, 0) > 0
     assert sum(count for code, count in statuses["POST /classify"].items() if code not in (401, 404)) > 0
     assert statuses["DELETE /models"].get(204, 0) == 1  # the spare model, deleted once
+    assert statuses["GET /v2"].get(200, 0) > 0 and statuses["POST /v2"].get(400, 0) > 0  # OIP metadata, parser
     assert serves(live)
     print("RELIABILITY fuzz", json.dumps({"requests": len(interactions), "server_errors": 0, "seed": FUZZ_SEED,
                                          "examples_per_operation": FUZZ_EXAMPLES, "statuses": statuses["all"]}))

@@ -55,7 +55,7 @@ def operations(client) -> list[tuple[str, str]]:
 
 
 def concrete(path: str, job_id: str, model_id: str) -> str:
-    return path.replace("{job_id}", job_id).replace("{model_id}", model_id)
+    return path.replace("{job_id}", job_id).replace("{model_id}", model_id).replace("{name}", "default")
 
 
 def state_of(client, settings) -> tuple:
@@ -76,6 +76,8 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
         ("post", "/analogies"): (dict(files={"file": ("d.png", digit)}), 200, None),
         ("post", "/jobs/{job_id}/cancel"): (dict(), 202, lambda body: body["status"] == "cancelled"),
         ("delete", "/models/{model_id}"): (dict(), 204, None),
+        ("post", "/v2/models/{name}/infer"): (dict(json=oip_request(test_digits[0][0])), 200,
+                                              lambda body: len(body["outputs"][0]["data"]) == 10),
     }
     changing = [(method, path) for method, path in operations(client) if method in STATE_CHANGING]
     assert sorted(accepted) == changing, "a state-changing route without its case here"
@@ -86,7 +88,8 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
         request, _, _ = accepted[(method, path)]
         missing = client.request(method.upper(), url, **request)
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer", (method, path)
-        assert "API key" in missing.json()["detail"]
+        answer = missing.json()  # {"error": …} on the Open Inference Protocol's routes
+        assert "API key" in answer.get("detail", answer.get("error", ""))
         for wrong in WRONG:
             answer = client.request(method.upper(), url, headers={"Authorization": wrong}, **request)
             assert answer.status_code == 401, (method, path, wrong)
@@ -116,10 +119,16 @@ def test_reads_are_open_without_a_key(keyed, trained_state):
         assert answer.status_code == 200, (path, answer.text)
 
 
+def oip_request(image: np.ndarray) -> dict:
+    return {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, image.size], "data": image.ravel().tolist()}],
+            "outputs": [{"name": "probabilities"}]}
+
+
 def oversized(path: str, limit: int) -> tuple[dict, bytes]:
     """(headers, body) one byte or more over `limit`, in the form the route reads: a multipart
-    upload, or JSON for /train (a body of the wrong type would never be read at all)."""
-    if path == "/train":
+    upload, or JSON for /train and the inference protocol (a body of the wrong type would never be
+    read at all)."""
+    if path in ("/train", "/v2/models/{name}/infer"):
         return {"Content-Type": "application/json"}, json.dumps({"name": "x" * limit}).encode()
     field = {"/classify": "files"}.get(path, "file")
     request = httpx.Request("POST", "http://x/", files={field: ("big.bin", b"\0" * limit)})
@@ -130,7 +139,7 @@ def oversized(path: str, limit: int) -> tuple[dict, bytes]:
 def test_body_limits_hold_on_every_route_with_a_body(keyed, streamed):
     client, settings, _queued = keyed
     limits = {"/train": 64 * 1024, "/datasets": settings.max_upload_bytes, "/classify": settings.max_upload_bytes,
-              "/analogies": settings.max_upload_bytes}
+              "/analogies": settings.max_upload_bytes, "/v2/models/{name}/infer": settings.max_upload_bytes}
     paths = client.get("/openapi.json").json()["paths"]
     with_body = [path for method, path in operations(client) if method == "post" and paths[path]["post"].get("requestBody")]
     assert sorted(with_body) == sorted(limits)
@@ -139,9 +148,11 @@ def test_body_limits_hold_on_every_route_with_a_body(keyed, streamed):
         headers, body = oversized(path, limit)
         headers = {key: value for key, value in headers.items() if key.lower() == "content-type"}
         content = (body[i:i + 4096] for i in range(0, len(body), 4096)) if streamed else body
-        answer = client.post(path, content=content, headers={**headers, "Authorization": f"Bearer {KEY}"})
+        answer = client.post(path.replace("{name}", "default"), content=content,
+                             headers={**headers, "Authorization": f"Bearer {KEY}"})
         assert answer.status_code == 413, (path, answer.text)
-        assert answer.json() == {"detail": f"The request body is larger than the limit of {limit} bytes."}
+        key = "error" if path.startswith("/v2/") else "detail"  # the inference protocol's form
+        assert answer.json() == {key: f"The request body is larger than the limit of {limit} bytes."}
     assert state_of(client, settings) == before
 
 

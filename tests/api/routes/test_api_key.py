@@ -21,18 +21,21 @@ def state_changing_routes(client) -> list[tuple[str, str]]:
 
 
 def concrete(path: str, trained_state) -> str:
-    return path.replace("{job_id}", trained_state.job_id).replace("{model_id}", trained_state.model_id)
+    return (path.replace("{job_id}", trained_state.job_id).replace("{model_id}", trained_state.model_id)
+            .replace("{name}", "default"))
 
 
 def test_every_state_changing_route_refuses_a_missing_or_wrong_key(keyed_client, trained_state):
     routes = state_changing_routes(keyed_client)
     assert routes == [("DELETE", "/models/{model_id}"), ("POST", "/analogies"), ("POST", "/classify"),
-                      ("POST", "/datasets"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/train")]
+                      ("POST", "/datasets"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/train"),
+                      ("POST", "/v2/models/{name}/infer")]
     for method, path in routes:
         url = concrete(path, trained_state)
         missing = keyed_client.request(method, url)
         assert missing.status_code == 401, (method, path)
-        assert missing.json()["detail"] == "This route needs the API key: send 'Authorization: Bearer <key>'."
+        answer = missing.json()  # {"detail": …}, or {"error": …} on the Open Inference Protocol's routes
+        assert answer.get("detail", answer.get("error")) == "This route needs the API key: send 'Authorization: Bearer <key>'."
         assert missing.headers["www-authenticate"] == "Bearer"
         for wrong in ("Bearer nope", f"Bearer {KEY}x", f"Basic {KEY}", KEY):
             response = keyed_client.request(method, url, headers={"Authorization": wrong})

@@ -1,0 +1,145 @@
+"""The Open Inference Protocol v2 with its real client, `tritonclient.http`, against uvicorn: health,
+metadata, a batch whose probabilities are those of POST /classify, and the errors the protocol
+expects (wrong datatype, wrong shape, unknown model, missing key) as `{"error": …}` with a 4xx."""
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from tritonclient.utils import InferenceServerException
+
+from adgm_core.images import decode_upload, to_model_input
+from image_files import encode
+from process_harness import Process, free_port, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+KEY = "oip-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}  # tritonclient adds headers to the dict it is given: pass copies
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, trained_state):
+    """uvicorn on a copy of the session's trained state, ADGM_API_KEY set, no training worker."""
+    directory = tmp_path_factory.mktemp("oip")
+    trained_state.copy_to(directory / "state")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
+    env.update(PYTHONPATH=str(REPO_ROOT), ADGM_DATABASE_URL=f"sqlite:///{directory / 'state' / 'adgm.sqlite'}",
+               ADGM_ARTIFACT_DIR=str(directory / "state" / "artifacts"), ADGM_MNIST_DIR="",
+               ADGM_EMBEDDED_WORKERS="0", ADGM_API_KEY=KEY, ADGM_MAX_INFER_IMAGES="64")
+    port = free_port()
+    process = Process("api", [str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+                      env, directory)
+
+    def up() -> bool:
+        assert process.alive(), process.tail()
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(up, 90, "the API to answer /healthz")
+    yield f"127.0.0.1:{port}"
+    process.stop(timeout=10)
+
+
+@pytest.fixture
+def client(server):
+    client = triton.InferenceServerClient(url=server, network_timeout=60)
+    yield client
+    client.close()
+
+
+def image_input(images: np.ndarray, datatype: str = "UINT8", binary: bool = True) -> triton.InferInput:
+    tensor = triton.InferInput("image", list(images.shape), datatype)
+    return tensor.set_data_from_numpy(images, binary_data=binary)
+
+
+def test_health_and_metadata(client, trained_state):
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("default") and client.is_model_ready(trained_state.model_id)
+    assert not client.is_model_ready("0" * 32) and not client.is_model_ready("resnet")
+    server = client.get_server_metadata()
+    assert server["name"] == "adgm-serve" and "binary_tensor_data" in server["extensions"]
+    metadata = client.get_model_metadata("default")
+    assert metadata["name"] == "default" and metadata["versions"] == [trained_state.model_id]
+    assert metadata["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, 28, 28]}]
+    assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+                                   {"name": "novelty", "datatype": "FP32", "shape": [-1]}]
+
+
+def test_a_batch_gets_the_probabilities_of_classify(client, server, trained_state, test_digits):
+    """The same images as /classify sees them (its preprocessing of the PNGs) give the same
+    numbers through every encoding the protocol allows."""
+    digits, _labels = test_digits
+    pngs = [encode(digit) for digit in digits[:24]]
+    with httpx.Client(base_url=f"http://{server}", headers=AUTH, timeout=60) as http:
+        answer = http.post("/classify", files=[("files", (f"{i}.png", png)) for i, png in enumerate(pngs)]).json()
+    expected = np.array([result["probabilities"] for result in answer["results"]], np.float32)
+    expected_novelty = np.array([result["novelty"] for result in answer["results"]], np.float32)
+    images = np.stack([to_model_input(decode_upload(png), (28, 28)) for png in pngs])
+
+    variants = {
+        "binary UINT8 [N, 28, 28]": (trained_state.model_id, image_input(images)),
+        "JSON UINT8 [N, 784]": ("default", image_input(images.reshape(len(images), -1), binary=False)),
+        "binary FP32 k/255": ("default", image_input(images.astype(np.float32) / 255, "FP32")),
+    }
+    for name, (model, tensor) in variants.items():
+        result = client.infer(model, [tensor], headers=dict(AUTH), request_id="batch-1")
+        np.testing.assert_array_equal(result.as_numpy("probabilities"), expected, err_msg=name)
+        np.testing.assert_array_equal(result.as_numpy("novelty"), expected_novelty, err_msg=name)
+        response = result.get_response()
+        assert response["model_version"] == trained_state.model_id and response["id"] == "batch-1", name
+    only = client.infer("default", [image_input(images)], headers=dict(AUTH),
+                        outputs=[triton.InferRequestedOutput("novelty", binary_data=False)])
+    assert [output["name"] for output in only.get_response()["outputs"]] == ["novelty"]
+    assert only.as_numpy("probabilities") is None
+
+
+def refused(call) -> InferenceServerException:
+    with pytest.raises(InferenceServerException) as caught:
+        call()
+    return caught.value
+
+
+@pytest.mark.parametrize("datatype, dtype", [("INT32", np.int32), ("FP64", np.float64), ("UINT16", np.uint16)])
+def test_a_wrong_datatype_is_refused(client, datatype, dtype):
+    tensor = image_input(np.zeros((2, 28, 28), dtype), datatype)
+    error = refused(lambda: client.infer("default", [tensor], headers=dict(AUTH)))
+    assert error.status() == "400" and f"datatype '{datatype}'" in error.message() and "UINT8 or FP32" in error.message()
+
+
+@pytest.mark.parametrize("shape", [(2, 27, 27), (2, 28, 28, 1), (2, 783), (65, 784)])
+def test_a_wrong_shape_is_refused(client, shape):
+    error = refused(lambda: client.infer("default", [image_input(np.zeros(shape, np.uint8))], headers=dict(AUTH)))
+    assert error.status() == "400", error
+    assert ("[N, 28, 28] or [N, 784]" in error.message()) or ("1 to 64" in error.message()), error.message()
+
+
+def test_an_unknown_model_is_refused(client):
+    tensor = image_input(np.zeros((1, 28, 28), np.uint8))
+    for name in ("0" * 32, "resnet50"):
+        error = refused(lambda: client.infer(name, [tensor], headers=dict(AUTH)))
+        assert error.status() == "404" and "Unknown model" in error.message(), error
+        assert refused(lambda: client.get_model_metadata(name)).status() == "404"
+
+
+def test_inference_needs_the_key_and_errors_are_the_protocols(client, server):
+    tensor = image_input(np.zeros((1, 28, 28), np.uint8))
+    error = refused(lambda: client.infer("default", [tensor]))
+    assert error.status() == "401" and "API key" in error.message()
+    with httpx.Client(base_url=f"http://{server}", headers=AUTH, timeout=30) as http:
+        for body in (b"{not json", b"[1, 2]", b'{"inputs": []}',
+                     b'{"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 784], "data": [300]}]}'):
+            response = http.post("/v2/models/default/infer", content=body)
+            assert response.status_code == 400 and set(response.json()) == {"error"}, response.text
+        assert http.get("/v2/nowhere").json() == {"error": "Not Found"}
+        assert http.put("/v2/models/default/infer").status_code == 405
+        assert set(http.put("/v2/models/default/infer").json()) == {"error"}
+        assert set(http.get("/models/" + "0" * 32).json()) == {"detail"}  # the rest of the API keeps its form
