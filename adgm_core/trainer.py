@@ -72,7 +72,8 @@ def configure_backend(device: torch.device) -> None:
 
 class Trainer:
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, split: SemiSupervisedSplit,
-                 test: ImageSet | None = None):
+                 test: ImageSet | None = None, init_weights: dict[str, torch.Tensor] | None = None):
+        """`init_weights`: a state dict of a model of the same `model_config` to start from (warm start)."""
         if tuple(split.image_shape) != tuple(model_config.x_shape):
             raise ValueError(f"data images are {split.image_shape}, the model expects {model_config.x_shape}")
         if split.n_classes != model_config.n_classes:
@@ -83,6 +84,8 @@ class Trainer:
 
         torch.manual_seed(train_config.seed)
         self.model = ADGM(model_config).to(self.device)
+        if init_weights is not None:
+            load_weights(self.model, init_weights, "the initial weights")
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=train_config.learning_rate, fused=self.device.type == "cuda"
         )

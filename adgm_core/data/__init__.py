@@ -6,12 +6,13 @@ from .idx import load_mnist, read_idx
 from .npz import load_npz
 from .sets import ImageSet, SemiSupervisedSplit
 from .sources import load_builtin, load_offline_digits
-from .split import semi_supervised_split
+from .split import labelled_split, semi_supervised_split
 
 __all__ = [
     "DataError",
     "ImageSet",
     "SemiSupervisedSplit",
+    "labelled_split",
     "load_builtin",
     "load_mnist",
     "load_npz",

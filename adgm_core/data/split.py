@@ -32,3 +32,19 @@ def semi_supervised_split(train: ImageSet, labels_per_class: int, seed: int) -> 
         n_classes=train.n_classes,
         name=train.name,
     )
+
+
+def labelled_split(train: ImageSet) -> SemiSupervisedSplit:
+    """Every labelled example, however many each class has (the label-efficient loop's labels);
+    every training image is in the unlabelled set. Each class needs at least one label."""
+    index = np.flatnonzero(train.labels >= 0)
+    missing = sorted(set(range(train.n_classes)) - set(train.labels[index].tolist()))
+    if missing:
+        raise DataError(f"class {missing[0]} has no labelled example; label at least one image of every class")
+    return SemiSupervisedSplit(
+        labelled_images=train.images[index],
+        labelled_labels=train.labels[index],
+        unlabelled_images=train.images,
+        n_classes=train.n_classes,
+        name=train.name,
+    )
