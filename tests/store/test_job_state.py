@@ -7,26 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from store.db import make_engine, make_sessionmaker, utcnow
-from store.schema import migrate
+from store.db import utcnow
 from store.ids import new_id
 from store.jobs import JobFinished, JobNotFound, JobStore
 from store.status import JobStatus
 from store.tables import Job, JobProgress, TrainedModel
 
 PARAMS = {"dataset": "digits5k", "labels_per_class": 10, "epochs": 3}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    migrate(engine)
-    yield JobStore(make_sessionmaker(engine), stale_after_seconds=60, max_attempts=2)
-    engine.dispose()
 
 
 def read(store: JobStore, job_id: str) -> Job:

@@ -9,29 +9,19 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from app.jobs.dispatch import EmbeddedDispatcher
 from process_harness import wait_for
-from store.db import make_engine, make_sessionmaker, utcnow
+from store.db import utcnow
 from store.ids import new_id
 from store.jobs import JobStore, QueueFull
-from store.schema import migrate
 from store.status import JobStatus
 from store.tables import Job, TrainedModel
 
 PARAMS = {"dataset": "digits5k", "labels_per_class": 10, "epochs": 1, "hidden": [32], "z_dim": 4, "a_dim": 4,
           "seed": 0}
 ROUNDS = 12
-
-
-@pytest.fixture
-def store(database_url):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield JobStore(make_sessionmaker(engine), stale_after_seconds=30, max_attempts=3)
-    engine.dispose()
 
 
 def read(store: JobStore, job_id: str) -> Job:
