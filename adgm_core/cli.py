@@ -175,5 +175,16 @@ def classify(model_dir: Path, images: Annotated[list[Path], typer.Argument(help=
                                "novelty": round(float(novelty[0]), 4)}))
 
 
+@app.command()
+def export(model_dir: Path, out: Annotated[Path, typer.Option(help="ONNX file to write (must not exist)")]) -> None:
+    """The classifier q(y|x) as ONNX: input `image` uint8 [N, H, W], output `probabilities` [N, K]."""
+    from adgm_core.export import export_onnx
+
+    if out.exists():
+        raise fail(f"{out} already exists; choose a new --out file")
+    out.write_bytes(export_onnx(load_predictor(model_dir)))
+    typer.echo(json.dumps({"onnx": str(out), "bytes": out.stat().st_size}))
+
+
 if __name__ == "__main__":
     app()

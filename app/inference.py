@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,6 +88,8 @@ class LoadedModel:
     id: str
     predictor: Predictor
     classifier: BatchingClassifier
+    _exports: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    _export_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
     def of(cls, model_id: str, predictor: Predictor) -> LoadedModel:
@@ -113,3 +115,14 @@ class LoadedModel:
     def analogies(self, image: np.ndarray) -> np.ndarray:
         with INFERENCE_LOCK:
             return self.predictor.analogies(image)
+
+    def onnx(self) -> bytes:
+        """The classifier as an ONNX file (adgm_core.export), made once per loaded model. Tracing
+        runs under the inference lock, as every other use of torch here (seconds, once)."""
+        from adgm_core.export import export_onnx  # the exporter's imports cost seconds: only when asked
+
+        with self._export_lock:
+            if "onnx" not in self._exports:
+                with INFERENCE_LOCK:
+                    self._exports["onnx"] = export_onnx(self.predictor)
+            return self._exports["onnx"]

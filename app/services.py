@@ -16,7 +16,7 @@ from store.config import Settings
 from store.datasets import BUILTIN, load_dataset
 from store.db import utcnow
 from store.ids import new_id
-from store.tables import Dataset
+from store.tables import Dataset, TrainedModel
 
 
 def create_job(runtime: Runtime, body: JobCreate) -> JobPublic:
@@ -71,6 +71,12 @@ def list_datasets(settings: Settings, session: Session) -> list[DatasetPublic]:
             continue  # e.g. MNIST without ADGM_MNIST_DIR
         builtins.append(DatasetPublic(id=name, name=description, builtin=True, created_at=None, **_counts(train)))
     return builtins + crud.read_datasets(session)
+
+
+def export_model(runtime: Runtime, session: Session, model_id: str) -> bytes | None:
+    """The model's classifier as ONNX, or None when there is no such model."""
+    record = session.get(TrainedModel, model_id)
+    return None if record is None else runtime.models.get(record).onnx()
 
 
 def delete_model(runtime: Runtime, session: Session, model_id: str) -> bool:

@@ -119,7 +119,7 @@ include-name-regex = "^(GET /sample|POST /classify|POST /analogies)$"
 parameters = {{ "query.model" = {{ dictionary = "models", probability = 0.7 }} }}
 
 [[operations]]
-include-name = "GET /models/{{model_id}}"
+include-name-regex = "^GET /models/\\{{model_id\\}}(/export)?$"
 parameters = {{ "path.model_id" = {{ dictionary = "models", probability = 0.5 }} }}
 
 # DELETE /models/{{model_id}} runs on its own afterwards (it would delete the model used above).

@@ -1,6 +1,8 @@
 """Trained models: list, read, delete. The newest one is the default for inference."""
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
 
 from app import crud, services
 from app.api.deps import ApiKeyDep, ModelId, RuntimeDep, SessionDep, model_not_found
@@ -24,6 +26,25 @@ def read_model(model_id: ModelId, session: SessionDep) -> ModelPublic:
     if model is None:
         raise model_not_found(model_id)
     return model
+
+
+@router.get(
+    "/{model_id}/export", response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The ONNX file"}, **NOT_FOUND,
+               503: error("The model's files are corrupt")},
+)
+def export_model(
+    model_id: ModelId, runtime: RuntimeDep, session: SessionDep,
+    format: Annotated[Literal["onnx"], Query(description="File format (ONNX only)")] = "onnx",
+) -> Response:
+    """The classifier q(y|x) (averaged over the same fixed draws of a as /classify) as an ONNX file:
+    input `image` uint8 [N, H, W], output `probabilities` float32 [N, K]."""
+    data = services.export_model(runtime, session, model_id)
+    if data is None:
+        raise model_not_found(model_id)
+    filename = f"adgm-{model_id}.{format}"
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.delete(
