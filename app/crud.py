@@ -57,7 +57,7 @@ def delete_model(session: Session, model_id: str) -> bool:
 
 
 def dataset_public(dataset: Dataset) -> DatasetPublic:
-    return DatasetPublic.model_validate(dataset)
+    return DatasetPublic.model_validate(dataset).model_copy(update={"class_names": dataset.names})
 
 
 def read_datasets(session: Session) -> list[DatasetPublic]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adgm_core.acquisition import PoolScores, score_pool
 from adgm_core.predictor import Predictor
 
 INFERENCE_LOCK = threading.Lock()
@@ -102,6 +103,16 @@ class LoadedModel:
     @property
     def image_shape(self) -> tuple[int, int]:
         return tuple(self.predictor.config.x_shape)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The names of the classes it was trained on ("0".."K-1" for models trained before names)."""
+        return list(self.predictor.card.get("class_names") or [str(k) for k in range(self.n_classes)])
+
+    def score_pool(self, images: np.ndarray, strategy: str, seed: int) -> PoolScores:
+        """Acquisition scores of uint8 images (N, H, W): which to label next."""
+        with INFERENCE_LOCK:
+            return score_pool(self.predictor.model, images, strategy, seed=seed)
 
     def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities (N, K) and novelty (N,) of uint8 images (N, H, W), batched with

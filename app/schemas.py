@@ -37,10 +37,14 @@ class JobCreate(BaseModel):
     mc_samples: Annotated[int | None, Field(ge=1, le=64)] = None
     seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None
     name: Annotated[str | None, Field(max_length=100)] = None
+    init_model: Annotated[str | None, Field(pattern=ID_PATTERN, description="Start from this model's weights (warm start)")] = None
+    use_all_labels: bool | None = Field(
+        default=None, description="Train on every label of the data set instead of labels_per_class per class; "
+        "default: true for a partly labelled upload when labels_per_class is not given")
 
     def params(self) -> dict[str, Any]:
         """What the job records: the data set, name and preset, and every training parameter."""
-        overrides = self.model_dump(exclude={"dataset", "preset", "name"})
+        overrides = self.model_dump(exclude={"dataset", "preset", "name", "init_model", "use_all_labels"})
         return {"dataset": self.dataset, "name": self.name, "preset": self.preset, **resolve(self.preset, **overrides)}
 
     @model_validator(mode="before")
@@ -82,6 +86,7 @@ class JobPublic(BaseModel):
     history: list[EpochProgress]
     model_id: str | None
     error: str | None
+    dataset_version: int | None = None
 
     @computed_field
     @property
@@ -128,15 +133,81 @@ class DatasetPublic(BaseModel):
     n_classes: int
     image_shape: list[int]
     created_at: datetime | None
+    class_names: list[str] = []
+    version: int = 0
+
+
+class ClassCount(BaseModel):
+    label: int
+    label_name: str
+    count: int
+
+
+class DatasetDetail(DatasetPublic):
+    n_test_images: int = 0
+    label_counts: list[ClassCount]
+    skipped: list[str] = Field(default=[], description="Files of the upload that were not readable images")
 
 
 class DatasetsPublic(BaseModel):
     datasets: list[DatasetPublic]
 
 
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: Annotated[int, Field(ge=0, strict=True, description="Training image index")]
+    label: int | str | None = Field(description="Class index, class name, or null to remove the label")
+
+
+class LabelsAccepted(BaseModel):
+    dataset: str
+    version: int
+    added: int
+    label_counts: list[ClassCount]
+
+
+class LabelEntryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    index: int = Field(validation_alias="image_index")
+    label: int | None
+    old_label: int | None
+    author: str
+    created_at: datetime
+
+
+class LabelLogPublic(BaseModel):
+    dataset: str
+    version: int
+    entries: list[LabelEntryPublic]
+
+
+class Suggestion(BaseModel):
+    index: int
+    image_url: str
+    score: float
+    label: int = Field(description="The model's guess")
+    label_name: str
+    probabilities: list[float]
+
+
+class SuggestionsPublic(BaseModel):
+    model_id: str
+    dataset: str
+    version: int
+    strategy: str
+    diverse: bool
+    seed: int
+    pool_size: int = Field(description="Unlabelled images scored")
+    suggestions: list[Suggestion]
+
+
 class Classification(BaseModel):
     filename: str | None
     label: int
+    label_name: str
     probabilities: list[float]
     novelty: float = Field(ge=0.0, le=1.0)
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="Largest size an uploaded .npz may unpack to (zip bombs)."
     )
+    max_dataset_images: int = Field(
+        default=100_000, ge=1, description="Most images (training and test) an uploaded data set may hold."
+    )
     max_image_pixels: int = Field(
         default=25_000_000, ge=1, description="Largest decoded image (width × height); guards against bombs."
     )

@@ -1,13 +1,19 @@
-"""Data set names → image sets: the built-in ones and uploaded `.npz` files in the artifact store."""
+"""Data set names → image sets: the built-in ones and uploaded `.npz` files in the artifact store,
+with the labels in effect at a version of the label log (`store.labels`)."""
 
 import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+from sqlalchemy.orm import sessionmaker
+
 from adgm_core.data import DataError, ImageSet, load_builtin, load_npz
 
 from store.config import Settings
 from store.ids import ID_PATTERN
+from store.labels import LabelLog
+from store.tables import Dataset
 
 BUILTIN = {
     "digits5k": "Offline MNIST subset (4,000 train / 1,000 test real digits, shipped with the package)",
@@ -41,4 +47,40 @@ def load_dataset(settings: Settings, name: str) -> tuple[ImageSet, ImageSet | No
     path = uploaded_path(settings, name)
     if not path.is_file():
         raise DataError(f"Unknown data set {name!r}: use 'digits5k', 'mnist' or the id of an uploaded data set.")
+    return _uploaded(str(path), name)
+
+
+@lru_cache(maxsize=4)
+def _uploaded(path: str, name: str) -> tuple[ImageSet, ImageSet | None]:
+    """An upload's file never changes once written (its id is new), so it is read once."""
     return load_npz(path, name=name)
+
+
+def load_labelled(settings: Settings, sessions: sessionmaker, name: str,
+                  version: int | None = None) -> tuple[ImageSet, ImageSet | None, int | None]:
+    """(train with the labels in effect at `version` (the newest when None), test, that version);
+    built-in data sets have no label log and no version."""
+    train, test = load_dataset(settings, name)
+    if name in BUILTIN:
+        return train, test, None
+    with sessions() as session:
+        record = session.get(Dataset, name)
+    if record is None:
+        raise DataError(f"Unknown data set {name!r}: it has no record.")
+    version = record.version if version is None else version
+    if version == 0:  # the file as uploaded, for uploads made before the label log
+        return train, test, 0
+    labels = np.full(len(train), -1, dtype=np.int64)
+    for index, label in LabelLog(sessions).labels(name, version).items():
+        labels[index] = label
+    return ImageSet(train.images, labels, train.n_classes, train.name), test, version
+
+
+def class_names(sessions: sessionmaker, name: str, n_classes: int) -> list[str]:
+    """The class names of a data set: an upload's own, "0".."K-1" for the built-in digits."""
+    if name not in BUILTIN:
+        with sessions() as session:
+            record = session.get(Dataset, name)
+        if record is not None:
+            return record.names
+    return [str(k) for k in range(n_classes)]

@@ -60,13 +60,14 @@ class JobStore:
     def from_settings(cls, sessions: sessionmaker, settings: Settings) -> "JobStore":
         return cls(sessions, settings.stale_after_seconds, settings.max_attempts)
 
-    def create(self, params: dict[str, Any], dataset: str, name: str | None, max_queued: int | None = None) -> Job:
+    def create(self, params: dict[str, Any], dataset: str, name: str | None, max_queued: int | None = None,
+               dataset_version: int | None = None) -> Job:
         """A new queued job; raises QueueFull, writing nothing, when `max_queued` are waiting.
         The insert comes before the count, so that concurrent creations are serialised by the
         write (SQLite) or by an advisory lock (PostgreSQL) and none slips past the cap."""
         job = Job(
             id=new_id(), name=name, status=JobStatus.QUEUED, dataset=dataset, params=params,
-            created_at=utcnow(), attempts=0, cancel_requested=False,
+            created_at=utcnow(), attempts=0, cancel_requested=False, dataset_version=dataset_version,
         )
         with self.sessions.begin() as session:
             if max_queued is not None and session.get_bind().dialect.name == "postgresql":

@@ -59,12 +59,17 @@ class LabelLog:
             version, n_images, n_classes = bumped
             _check(entries, n_images, n_classes)
             current = self._newest(session, dataset_id, {index for index, _ in entries})
-            now, rows = utcnow(), []
+            now, rows, gained = utcnow(), [], 0
             for index, label in entries:
+                old = current.get(index)
                 rows.append(dict(dataset_id=dataset_id, version=version, image_index=index, label=label,
-                                 old_label=current.get(index), author=author.strip(), created_at=now))
+                                 old_label=old, author=author.strip(), created_at=now))
+                gained += (label is not None) - (old is not None)
                 current[index] = label
             session.execute(insert(LabelEntry), rows)
+            if gained:
+                session.execute(update(Dataset).where(Dataset.id == dataset_id)
+                                .values(n_labelled=Dataset.n_labelled + gained))
         return version
 
     def labels(self, dataset_id: str, version: int | None = None) -> dict[int, int]:

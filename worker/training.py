@@ -8,11 +8,12 @@ from collections.abc import Callable
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
-from adgm_core.data import semi_supervised_split
+from adgm_core.checkpoint import load_model
+from adgm_core.data import labelled_split, semi_supervised_split
 from adgm_core.presets import configs_for
 from adgm_core.trainer import EpochReport, Trainer, TrainingCancelled
 from store.config import Settings
-from store.datasets import load_dataset
+from store.datasets import class_names, load_labelled
 from store.db import make_engine, make_sessionmaker, utcnow
 from store.ids import new_id
 from store.jobs import JobStore
@@ -96,12 +97,16 @@ class JobRunner:
 
     def _train(self, job: Job, token: str, heartbeat: _Heartbeat) -> RunOutcome:
         params, artifacts = job.params, self.settings.artifacts
-        train, test = load_dataset(self.settings, job.dataset)
-        split = semi_supervised_split(train, params["labels_per_class"], params["seed"])
+        train, test, _version = load_labelled(self.settings, self.store.sessions, job.dataset, job.dataset_version)
+        if params.get("use_all_labels"):
+            split = labelled_split(train)
+        else:
+            split = semi_supervised_split(train, params["labels_per_class"], params["seed"])
         model_config, train_config = configs_for(
             train, params, device=self.settings.device, checkpoint_every=self.settings.checkpoint_every
         )
-        trainer = Trainer(model_config, train_config, split, test=test)
+        init = self._initial_weights(params["init_model"]) if params.get("init_model") else None
+        trainer = Trainer(model_config, train_config, split, test=test, init_weights=init)
 
         def on_epoch(report: EpochReport) -> None:
             try:
@@ -113,6 +118,8 @@ class JobRunner:
         checkpoint_dir = artifacts.training_state_dir(job.id)
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         result = trainer.fit(on_epoch=on_epoch, should_stop=heartbeat.stopping, checkpoint_dir=checkpoint_dir)
+        result.card["class_names"] = class_names(self.store.sessions, job.dataset, train.n_classes)
+        result.card["dataset_version"] = job.dataset_version
 
         model_id = new_id()
         sha256 = artifacts.publish_model(model_id, result.model, result.card)
@@ -125,6 +132,15 @@ class JobRunner:
             artifacts.delete_model(model_id)
             return RunOutcome.LOST
         return RunOutcome.SUCCEEDED
+
+    def _initial_weights(self, model_id: str) -> dict:
+        """The weights of the model a warm start begins from, checked against its record."""
+        with self.store.sessions() as session:
+            record = session.get(TrainedModel, model_id)
+        if record is None:
+            raise ValueError(f"the model to start from, {model_id}, no longer exists")
+        model, _card = load_model(self.settings.artifacts.model_dir(model_id), expected_sha256=record.sha256)
+        return model.state_dict()
 
 
 def default_model_name(job: Job) -> str:

@@ -19,7 +19,10 @@ from adgm_core.images import ImageError
 from app.core.body_limit import too_large_detail
 from app.model_cache import ModelUnavailable
 from app.oip import ProtocolError
+from adgm_core.data.uploads import UploadTooLarge
+from app.services import IncompatibleModel, ModelNotFound
 from store.jobs import JobFinished, JobNotFound, QueueFull
+from store.labels import DatasetNotFound, LabelError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DataError, lambda request, error: _detail(request, 422, str(error)))
+    app.add_exception_handler(UploadTooLarge, lambda request, error: _detail(request, 413, str(error)))
+    app.add_exception_handler(LabelError, lambda request, error: _detail(request, 422, str(error)))
+    app.add_exception_handler(DatasetNotFound, lambda request, error: _detail(request, 404, str(error)))
+    app.add_exception_handler(IncompatibleModel, lambda request, error: _detail(request, 409, str(error)))
+    app.add_exception_handler(ModelNotFound, lambda request, error: _detail(request, 404, f"Model {error} does not exist."))
     app.add_exception_handler(ImageError, lambda request, error: _detail(request, IMAGE_ERROR_STATUS.get(error.kind, 422), str(error)))
     app.add_exception_handler(ModelUnavailable, lambda request, error: _detail(request, 503, str(error)))
     app.add_exception_handler(JobNotFound, lambda request, error: _detail(request, 404, f"Job {error} does not exist."))

@@ -1,15 +1,36 @@
-"""Data sets: the built-in ones and `.npz` uploads kept in the artifact store."""
+"""Data sets: the built-in ones and uploads (.npz, Keras .npz, ImageFolder or labels.csv zips)
+kept in the artifact store; their label log, images, and which images to label next."""
 
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 
+from adgm_core.acquisition import STRATEGIES
 from app import services
-from app.api.deps import ApiKeyDep, RuntimeDep, SessionDep, SettingsDep
-from app.api.responses import BODY_ERRORS, UNAUTHORIZED, unprocessable
-from app.schemas import DatasetPublic, DatasetsPublic
+from app.api.deps import ApiKeyDep, LoadedModelDep, RuntimeDep, SessionDep, SettingsDep
+from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
+from app.schemas import (DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelEntryPublic, LabelsAccepted,
+                         SuggestionsPublic)
+from store.labels import LabelLog
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+DatasetId = Annotated[str, Path(pattern=r"^(digits5k|mnist|[0-9a-f]{32})$", description="Data set id")]
+NOT_FOUND = {404: error("No such data set")}
+PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None or not value.strip():
+        return None
+    match = re.fullmatch(r"\s*(\d{1,3})\s*(?:[x×,]\s*(\d{1,3}))?\s*", value)
+    if not match:
+        raise HTTPException(422, detail=f"size must be 'S' or 'HxW' in pixels (e.g. 28 or 32x24), got {value!r}.")
+    height, width = int(match[1]), int(match[2] or match[1])
+    if not (4 <= height <= 256 and 4 <= width <= 256):
+        raise HTTPException(422, detail=f"size sides must lie in 4..256 pixels, got {height}x{width}.")
+    return height, width
 
 
 @router.post(
@@ -17,16 +38,78 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
     responses={**UNAUTHORIZED, **BODY_ERRORS, **unprocessable("Not a valid data set (the detail says why)")},
 )
 def upload_dataset(
-    file: Annotated[UploadFile, File(description=".npz with images (uint8 N×H×W or N×D) and labels (−1 = unlabelled)")],
+    file: Annotated[UploadFile, File(description=".npz (images/labels, or Keras x_train/y_train/x_test/y_test), "
+                                                 "or .zip (ImageFolder tree or labels.csv manifest)")],
     runtime: RuntimeDep,
     session: SessionDep,
     name: Annotated[str | None, Form(max_length=100)] = None,
-) -> DatasetPublic:
+    size: Annotated[str | None, Form(description="Image size 'S' or 'HxW'; default: the most common, fit to 28×28")] = None,
+    skip_invalid: Annotated[bool, Form(description="Skip files that are not images instead of refusing")] = False,
+) -> DatasetDetail:
     """Upload a data set; it is checked completely before it is stored."""
-    return services.upload_dataset(runtime, session, file.file, name, file.filename)
+    return services.upload_dataset(runtime, session, file.file, name, file.filename, _size(size), skip_invalid)
 
 
 @router.get("")
 def list_datasets(settings: SettingsDep, session: SessionDep) -> DatasetsPublic:
     """Built-in data sets (those available on this server) and uploads, newest upload first."""
     return DatasetsPublic(datasets=services.list_datasets(settings, session))
+
+
+@router.get("/{dataset_id}", responses=NOT_FOUND)
+def read_dataset(dataset_id: DatasetId, runtime: RuntimeDep, session: SessionDep) -> DatasetDetail:
+    """One data set, with its class names, label version and per-class label counts."""
+    return services.dataset_detail(runtime, session, dataset_id)
+
+
+@router.get("/{dataset_id}/images/{index}", response_class=Response, responses={**PNG, **NOT_FOUND})
+def dataset_image(dataset_id: DatasetId, index: Annotated[int, Path(ge=0, le=10**7)], settings: SettingsDep) -> Response:
+    """Training image `index` as a PNG, as the model sees it (ink bright on black)."""
+    return Response(services.dataset_image(settings, dataset_id, index), media_type="image/png",
+                    headers={"Cache-Control": "max-age=86400, immutable"})
+
+
+@router.post(
+    "/{dataset_id}/labels", dependencies=[ApiKeyDep],
+    responses={**UNAUTHORIZED, **NOT_FOUND, **unprocessable("An index or label out of range, or an unknown class name")},
+)
+def add_labels(
+    dataset_id: DatasetId,
+    entries: Annotated[list[LabelIn], Body(min_length=1, max_length=10_000)],
+    runtime: RuntimeDep,
+    session: SessionDep,
+    author: Annotated[str, Query(min_length=1, max_length=100, description="Who labels")] = "api",
+) -> LabelsAccepted:
+    """Add or correct labels (class index or name; null removes one). Appended to the label log;
+    bumps the data set's version."""
+    return services.add_labels(runtime, session, dataset_id, entries, author)
+
+
+@router.get("/{dataset_id}/labels", responses=NOT_FOUND)
+def label_log(
+    dataset_id: DatasetId, runtime: RuntimeDep, session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> LabelLogPublic:
+    """The newest entries of the label log, newest first."""
+    record = services.dataset_detail(runtime, session, dataset_id)
+    entries = LabelLog(runtime.sessions).history(dataset_id, limit)
+    return LabelLogPublic(dataset=dataset_id, version=record.version,
+                          entries=[LabelEntryPublic.model_validate(entry) for entry in entries])
+
+
+@router.get(
+    "/{dataset_id}/suggestions",
+    responses={**NOT_FOUND, 409: error("The model does not fit the data set's images or classes"),
+               503: error("No trained model yet")},
+)
+def suggestions(
+    dataset_id: DatasetId,
+    model: LoadedModelDep,
+    runtime: RuntimeDep,
+    n: Annotated[int, Query(ge=1, le=200, description="How many images")] = 20,
+    strategy: Annotated[Literal[STRATEGIES], Query(description="bald | entropy | margin | random")] = "bald",
+    diverse: Annotated[bool, Query(description="Spread the picks over the space of a (k-center)")] = False,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> SuggestionsPublic:
+    """The unlabelled images the model would most like labelled next, most informative first."""
+    return services.suggestions(runtime, model, dataset_id, n, strategy, diverse, seed)

@@ -35,6 +35,21 @@ def _model_input(upload: UploadFile, settings: Settings, shape: tuple[int, ...])
         raise ImageError(problem.kind, f"{upload.filename or 'upload'}: {problem}") from problem
 
 
+def _class_index(model, label: str) -> int:
+    """A class by name first, then by index."""
+    names = model.class_names
+    if label in names:
+        return names.index(label)
+    if label.isdigit() and int(label) < model.n_classes:
+        return int(label)
+    shown = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
+    problem = f"label {label} is out of range" if label.lstrip("-").isdigit() else f"label {label!r} is not a class"
+    raise HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=f"{problem}: model {model.id} has {model.n_classes} classes (0..{model.n_classes - 1}): {shown}.",
+    )
+
+
 def _png(data: bytes, model_id: str) -> Response:
     return Response(data, media_type="image/png", headers={"X-Model-Id": model_id})
 
@@ -45,17 +60,12 @@ def _png(data: bytes, model_id: str) -> Response:
 )
 def sample(
     model: LoadedModelDep,
-    label: Annotated[int, Query(ge=0, le=2**31 - 1, description="Class to draw")],
+    label: Annotated[str, Query(min_length=1, max_length=100, description="Class to draw: its index or its name")],
     n: Annotated[int, Query(ge=1, le=100, description="Number of samples in the grid")] = 16,
     seed: Seed = 0,
 ) -> Response:
     """A PNG grid of `n` generated images of class `label`."""
-    if label >= model.n_classes:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"label {label} is out of range: model {model.id} has {model.n_classes} classes (0..{model.n_classes - 1}).",
-        )
-    images = model.sample([label] * n, seed=seed)
+    images = model.sample([_class_index(model, label)] * n, seed=seed)
     return _png(png_grid(images), model.id)
 
 
@@ -70,7 +80,8 @@ def classify(
     probabilities, novelty = model.classify(images)
     results = [
         Classification(
-            filename=upload.filename, label=int(np.argmax(p)), probabilities=[float(v) for v in p],
+            filename=upload.filename, label=int(np.argmax(p)), label_name=model.class_names[int(np.argmax(p))],
+            probabilities=[float(v) for v in p],
             novelty=float(score),
         )
         for upload, p, score in zip(files, probabilities, novelty)

@@ -22,13 +22,14 @@ def state_changing_routes(client) -> list[tuple[str, str]]:
 
 def concrete(path: str, trained_state) -> str:
     return (path.replace("{job_id}", trained_state.job_id).replace("{model_id}", trained_state.model_id)
-            .replace("{name}", "default"))
+            .replace("{name}", "default").replace("{dataset_id}", "d" * 32))
 
 
 def test_every_state_changing_route_refuses_a_missing_or_wrong_key(keyed_client, trained_state):
     routes = state_changing_routes(keyed_client)
     assert routes == [("DELETE", "/models/{model_id}"), ("POST", "/analogies"), ("POST", "/classify"),
-                      ("POST", "/datasets"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/train"),
+                      ("POST", "/datasets"), ("POST", "/datasets/{dataset_id}/labels"),
+                      ("POST", "/jobs/{job_id}/cancel"), ("POST", "/train"),
                       ("POST", "/v2/models/{name}/infer")]
     for method, path in routes:
         url = concrete(path, trained_state)

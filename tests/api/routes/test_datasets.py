@@ -41,6 +41,7 @@ def test_builtin_sets_are_listed(make_settings, start_client, mnist_dir):
     assert datasets["digits5k"] == {
         "id": "digits5k", "name": datasets["digits5k"]["name"], "builtin": True, "n_images": 4000,
         "n_labelled": 4000, "n_classes": 10, "image_shape": [28, 28], "created_at": None,
+        "class_names": [str(k) for k in range(10)], "version": 0,
     }
     assert datasets["mnist"]["n_images"] == 60000 and datasets["mnist"]["builtin"]
 
@@ -61,9 +62,12 @@ def test_upload_is_stored_listed_and_trainable(make_settings, start_client, smal
     assert (dataset["n_images"], dataset["n_labelled"], dataset["n_classes"]) == (600, 200, 10)
     assert dataset["image_shape"] == [28, 28] and dataset["created_at"]
     assert stored_files(settings) == [f"{dataset['id']}.npz"]
-    assert (settings.artifacts.datasets_dir / f"{dataset['id']}.npz").read_bytes() == content
+    with np.load(settings.artifacts.datasets_dir / f"{dataset['id']}.npz") as stored:
+        for key, value in dict(images=images, labels=labels, test_images=test_images, test_labels=test_labels).items():
+            np.testing.assert_array_equal(stored[key], value)
     listed = client.get("/datasets").json()["datasets"]
-    assert listed[-1] == dataset
+    assert listed[-1] == {key: dataset[key] for key in listed[-1]}
+    assert dataset["version"] == 1 and [c["count"] for c in dataset["label_counts"]] == [20] * 10
 
     job = client.post("/train", json={"dataset": dataset["id"], "labels_per_class": 20, "epochs": 1})
     assert job.status_code == 202 and job.json()["dataset"] == dataset["id"]

@@ -47,14 +47,26 @@ def test_default_n_is_16(model_client):
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"label": -1}, "label"), ({}, "label"), ({"label": "five"}, "label"), ({"label": 1, "n": 0}, "n"),
+    [({}, "label"), ({"label": ""}, "label"), ({"label": 1, "n": 0}, "n"),
      ({"label": 1, "n": 101}, "n"), ({"label": 1, "seed": -1}, "seed"), ({"label": 1, "seed": 2**31}, "seed"),
-     ({"label": 1, "model": "../../etc"}, "model"), ({"label": 10**30}, "label")],
+     ({"label": 1, "model": "../../etc"}, "model")],
 )
 def test_invalid_parameters(model_client, params, field):
     response = model_client.get("/sample", params=params)
     assert response.status_code == 422
     assert any(field in error["loc"] for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize("label", ["-1", "five", str(10**30)])
+def test_a_label_that_is_neither_a_class_name_nor_an_index(model_client, label):
+    response = model_client.get("/sample", params={"label": label})
+    assert response.status_code == 422
+    assert "10 classes (0..9): 0, 1, 2" in response.json()["detail"]
+
+
+def test_a_class_by_name_is_the_class_by_index(model_client):
+    by_name = model_client.get("/sample", params={"label": "7", "seed": 4}).content
+    assert by_name == model_client.get("/sample", params={"label": 7, "seed": 4}).content
 
 
 def test_a_label_the_model_does_not_have(model_client, trained_state):
