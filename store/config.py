@@ -85,8 +85,22 @@ class Settings(BaseSettings):
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0, description="Embedded worker: idle poll interval.")
     events_poll_seconds: float = Field(default=0.5, gt=0, description="SSE: how often a stream checks for news.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI (http://…, sqlite:…, file:…): each job becomes a run. Unset: none."
+    )
+    mlflow_experiment: str = Field(default="adgm-serve", min_length=1, description="MLflow experiment of the runs.")
+    mlflow_model_alias: str = Field(
+        default="candidate", pattern=r"^[A-Za-z0-9_-]+$",
+        description="Alias set on the registered model version of each succeeded job ('latest' is MLflow's own).",
+    )
+    mlflow_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Time-out of each request to the tracking server (not retried)."
+    )
+    mlflow_flush_seconds: float = Field(
+        default=60.0, ge=0, description="After a job's outcome is recorded, how long its worker waits for MLflow."
+    )
 
-    @field_validator("broker_url", "api_key", "mnist_dir", "worker_torch_threads", mode="before")
+    @field_validator("broker_url", "api_key", "mnist_dir", "worker_torch_threads", "mlflow_tracking_uri", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         """`ADGM_API_KEY=` (as docker compose passes an unset variable) means no key, not an empty one."""

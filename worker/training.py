@@ -20,6 +20,7 @@ from store.jobs import JobStore
 from store.schema import migrate
 from store.status import RunOutcome
 from store.tables import Job, TrainedModel
+from worker.tracking import MlflowTracking, NoTracking, tracking_for
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ class JobRunner:
             job = session.get(Job, job_id)
         heartbeat = _Heartbeat(self.store, job_id, token, self.settings.heartbeat_seconds, should_exit)
         heartbeat.start()
+        tracking = tracking_for(self.settings, job)
         try:
-            outcome = self._train(job, token, heartbeat)
+            outcome = self._train(job, token, heartbeat, tracking)
         except TrainingCancelled:
             if heartbeat.lost.is_set():
                 outcome = RunOutcome.LOST
@@ -90,12 +92,13 @@ class JobRunner:
             outcome = RunOutcome.FAILED if self.store.fail(job_id, token, message) else RunOutcome.LOST
         finally:
             heartbeat.finish()
+        tracking.ended(outcome)  # after the outcome is recorded: MLflow never delays it
         if outcome.ends_job:
             self.settings.artifacts.delete_training_state(job_id)
         log.info("job %s: %s", job_id, outcome)
         return outcome
 
-    def _train(self, job: Job, token: str, heartbeat: _Heartbeat) -> RunOutcome:
+    def _train(self, job: Job, token: str, heartbeat: _Heartbeat, tracking: NoTracking | MlflowTracking) -> RunOutcome:
         params, artifacts = job.params, self.settings.artifacts
         train, test, _version = load_labelled(self.settings, self.store.sessions, job.dataset, job.dataset_version)
         if params.get("use_all_labels"):
@@ -109,6 +112,7 @@ class JobRunner:
         trainer = Trainer(model_config, train_config, split, test=test, init_weights=init)
 
         def on_epoch(report: EpochReport) -> None:
+            tracking.epoch(report.to_dict())
             try:
                 if not self.store.record_progress(job.id, token, report.to_dict()):
                     heartbeat.lost.set()
@@ -131,6 +135,7 @@ class JobRunner:
         if not self.store.succeed(job.id, token, record):
             artifacts.delete_model(model_id)
             return RunOutcome.LOST
+        tracking.succeeded(result.model, artifacts.model_dir(model_id), model_id, record.name)
         return RunOutcome.SUCCEEDED
 
     def _initial_weights(self, model_id: str) -> dict:
