@@ -1,5 +1,6 @@
 // Entry point: wires the page's parts together.
 import { setUpClassify } from "./classify.js";
+import { setUpLabelNext } from "./labelnext.js";
 import { followNewJob, setUpJobs } from "./jobs.js";
 import { loadModels, setUpModels } from "./models.js";
 import { setUpTrainForm } from "./train.js";
@@ -18,3 +19,4 @@ setUpJobs({
 });
 setUpModels();
 setUpClassify();
+setUpLabelNext(followNewJob);
