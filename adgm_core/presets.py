@@ -60,13 +60,13 @@ PRESETS: dict[str, Preset] = {
             name="quick",
             description="digits5k with 10 labels per class, about a minute on a 2-core CPU: the service's default",
             expected="TBD",
-            params=dict(epochs=30, learning_rate=1e-3),
+            params=dict(epochs=15, learning_rate=3e-3, alpha=20.0, batch_norm=True, mc_samples=3),
         ),
         Preset(
             name="mnist-cpu",
             description="MNIST with 10 labels per class, under 10 minutes on a 2-core CPU",
             expected="TBD",
-            params=dict(epochs=10, learning_rate=1e-3),
+            params=dict(epochs=10, learning_rate=2e-3, batch_norm=True, mc_samples=2),
             dataset="mnist",
         ),
         Preset(

@@ -1,11 +1,15 @@
 """Training throughput: the trainer against the notebook-style reference loop, same process, same sizes.
 
     .venv/bin/python bench/throughput.py [--sizes notebook paper] [--steps 40] [--device auto]
+    .venv/bin/python bench/throughput.py --preset quick     # the trainer with a preset's recipe
 
 Prints examples per second (labelled + unlabelled images per second) of each, one after the other,
 the medians over interleaved rounds, and the ratios. The reference runs first without denormal flushing (as the notebook does), then with
 it, so the ratio that the trainer's own loop earns is visible apart from that one switch. The
 trainer runs in float32 and then with bf16 autocast (float32 bounds), reported separately.
+With `--preset`, the trainer runs that preset's recipe (its sizes, batch norm, MC samples, EMA,
+clipping, batch sizes) against the reference at the same network sizes: examples per second then
+count images before MC repetition, so S samples cost the trainer S times the arithmetic.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from torch.utils.data import TensorDataset
 from adgm_core.config import ModelConfig, TrainConfig
 from adgm_core.data import load_mnist, semi_supervised_split
 from adgm_core.data.sets import SemiSupervisedSplit
+from adgm_core.presets import PRESETS, configs_for, resolve
 from adgm_core.trainer import Trainer, resolve_device
 from notebook_reference import NotebookADGM, train_steps
 
@@ -46,13 +51,18 @@ def reference_rate(split: SemiSupervisedSplit, sizes: dict, steps: int, alpha: f
 
 
 def trainer_rate(split: SemiSupervisedSplit, sizes: dict, steps: int, device: torch.device, compile: bool,
-                 bf16: bool = False) -> float:
-    batch = 100
+                 bf16: bool = False, recipe: dict | None = None) -> float:
+    batch = recipe["batch_size"] if recipe else 100
     subset = SemiSupervisedSplit(split.labelled_images, split.labelled_labels,
                                  split.unlabelled_images[: steps * batch], split.n_classes, split.name)
-    config = TrainConfig(epochs=2, batch_size=batch, labelled_batch_size=batch, device=str(device), compile=compile,
-                         bf16=bf16)
-    trainer = Trainer(ModelConfig(**sizes), config, subset)
+    if recipe:
+        model_config, config = configs_for(subset, {**recipe, "epochs": 2, "bf16": bf16}, device=str(device),
+                                           compile=compile)
+    else:
+        model_config = ModelConfig(**sizes)
+        config = TrainConfig(epochs=2, batch_size=batch, labelled_batch_size=batch, device=str(device),
+                             compile=compile, bf16=bf16)
+    trainer = Trainer(model_config, config, subset)
     reports = []
     trainer.fit(on_epoch=reports.append)
     return reports[-1].examples_per_second  # the second epoch: past warm-up and compilation
@@ -61,6 +71,8 @@ def trainer_rate(split: SemiSupervisedSplit, sizes: dict, steps: int, device: to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["notebook", "paper"], choices=list(SIZES))
+    parser.add_argument("--preset", choices=list(PRESETS), default=None,
+                        help="train with this preset's recipe and sizes (replaces --sizes)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are printed")
     parser.add_argument("--device", default="auto")
@@ -72,16 +84,18 @@ def main() -> None:
     split = semi_supervised_split(train, 10, seed=0)
     alpha = 0.1 * len(split.unlabelled_images) / len(split.labelled_images)
     results = []
-    for name in args.sizes:
-        sizes = SIZES[name]
+    recipe = resolve(args.preset) if args.preset else None
+    names = [f"preset {args.preset}"] if recipe else args.sizes
+    for name in names:
+        sizes = {key: recipe[key] for key in ("hidden", "z_dim", "a_dim")} if recipe else SIZES[name]
         rates: dict[str, list[float]] = {"reference": [], "reference_flushed": [], "trainer": [], "trainer_bf16": []}
         for _ in range(args.rounds):  # interleaved, so a change in machine load hits every contender
             torch.set_flush_denormal(False)
             rates["reference"].append(reference_rate(split, sizes, args.steps, alpha, device))
             torch.set_flush_denormal(True)
             rates["reference_flushed"].append(reference_rate(split, sizes, args.steps, alpha, device))
-            rates["trainer"].append(trainer_rate(split, sizes, args.steps, device, args.compile))
-            rates["trainer_bf16"].append(trainer_rate(split, sizes, args.steps, device, args.compile, bf16=True))
+            rates["trainer"].append(trainer_rate(split, sizes, args.steps, device, args.compile, recipe=recipe))
+            rates["trainer_bf16"].append(trainer_rate(split, sizes, args.steps, device, args.compile, True, recipe))
         median = {key: statistics.median(values) for key, values in rates.items()}
         row = {"sizes": name, "device": str(device), "threads": torch.get_num_threads(), "rounds": args.rounds,
                **{f"{key}_ex_per_s": round(value, 1) for key, value in median.items()},
