@@ -75,7 +75,7 @@ def _warm_start(runtime: Runtime, body: JobCreate, params: dict, train: ImageSet
     config = record.config
     for name in ARCHITECTURE:
         given = getattr(body, name, None)
-        if given is not None and name in config and list_or_value(given) != list_or_value(config[name]):
+        if given is not None and name in config and _as_list(given) != _as_list(config[name]):
             raise IncompatibleModel(f"init_model {record.id} has {name} = {config[name]}, the job asks for {given}; "
                                     "a warm start needs the same architecture (leave it out to take the model's).")
         if name in config:
@@ -93,7 +93,7 @@ def _warm_start(runtime: Runtime, body: JobCreate, params: dict, train: ImageSet
     params["init_model"] = record.id
 
 
-def list_or_value(value):
+def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
@@ -211,6 +211,8 @@ def add_labels(runtime: Runtime, session: Session, dataset_id: str, entries: lis
 
 def dataset_image(settings: Settings, dataset_id: str, index: int) -> bytes:
     """Training image `index` as a PNG (ink bright on black, as the model sees it)."""
+    if dataset_id not in BUILTIN and not settings.artifacts.dataset_path(dataset_id).is_file():
+        raise DatasetNotFound(dataset_id)
     train, _test = load_dataset(settings, dataset_id)
     if not 0 <= index < len(train):
         raise LabelError(f"index {index} is out of range: data set {dataset_id} has {len(train)} training images "
