@@ -12,6 +12,11 @@ with_test=0
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 if [ "$with_test" = 1 ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
+  # Label Studio (with label-studio-sdk) for tests/integration/test_label_studio.py, in a virtual
+  # environment of its own: its pins (Django, pydantic, …) must not touch ours.
+  [ -x .venv-label-studio/bin/python ] || "${PYTHON:-python3}" -m venv .venv-label-studio
+  .venv-label-studio/bin/python -m pip install -q --upgrade pip
+  .venv-label-studio/bin/python -m pip install -q "label-studio==1.23.2"
   missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v chromium >/dev/null || missing+=(chromium)

@@ -99,8 +99,29 @@ class Settings(BaseSettings):
     mlflow_flush_seconds: float = Field(
         default=60.0, ge=0, description="After a job's outcome is recorded, how long its worker waits for MLflow."
     )
+    label_studio_url: str | None = Field(
+        default=None, pattern=r"^https?://[^/?#]+/?$",
+        description="Label Studio whose task images the /label-studio backend fetches (only from this host).",
+    )
+    label_studio_api_key: SecretStr | None = Field(
+        default=None, description="Label Studio access token sent with those fetches (`Authorization: Token …`)."
+    )
+    label_studio_username: str | None = Field(
+        default=None, description="HTTP basic auth user that Label Studio must send to /label-studio."
+    )
+    label_studio_password: SecretStr | None = Field(
+        default=None, description="Its password (unset: ADGM_API_KEY, when set, is the password)."
+    )
+    label_studio_max_image_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest task image fetched from Label Studio."
+    )
+    label_studio_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time-out of each image fetch from Label Studio."
+    )
 
-    @field_validator("broker_url", "api_key", "mnist_dir", "worker_torch_threads", "mlflow_tracking_uri", mode="before")
+    @field_validator("broker_url", "api_key", "mnist_dir", "worker_torch_threads", "mlflow_tracking_uri",
+                     "label_studio_url", "label_studio_api_key", "label_studio_username", "label_studio_password",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         """`ADGM_API_KEY=` (as docker compose passes an unset variable) means no key, not an empty one."""

@@ -108,3 +108,25 @@ class LabelEntry(Base):
     old_label: Mapped[int | None] = mapped_column(Integer)
     author: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelStudioProject(Base):
+    """A Label Studio project served by the /label-studio backend, and the data set holding its
+    tasks' images (a snapshot; a newer snapshot replaces the link when tasks were added)."""
+
+    __tablename__ = "label_studio_projects"
+
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    dataset_id: Mapped[str | None] = mapped_column(ID, ForeignKey("datasets.id", ondelete="SET NULL"))
+    label_config: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelStudioTask(Base):
+    """Which training image of a linked data set shows which Label Studio task."""
+
+    __tablename__ = "label_studio_tasks"
+
+    dataset_id: Mapped[str] = mapped_column(ID, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    image_index: Mapped[int] = mapped_column(Integer)

@@ -18,6 +18,7 @@ from adgm_core.data import DataError
 from adgm_core.images import ImageError
 from app.core.body_limit import too_large_detail
 from app.model_cache import ModelUnavailable
+from app.label_studio import LabelStudioError
 from app.oip import ProtocolError
 from adgm_core.data.uploads import UploadTooLarge
 from app.services import IncompatibleModel, ModelNotFound
@@ -101,4 +102,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobFinished, lambda request, error: _detail(request, 409, str(error)))
     app.add_exception_handler(QueueFull, lambda request, error: _detail(request, 429, str(error)))
     app.add_exception_handler(ProtocolError, lambda request, error: _detail(request, error.status, str(error)))
+    app.add_exception_handler(LabelStudioError, lambda request, error: _detail(request, 422, str(error)))
     app.add_exception_handler(Exception, _server_error)

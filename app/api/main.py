@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
-from app.api.routes import datasets, health, inference, jobs, models, oip, pages
+from app.api.routes import datasets, health, inference, jobs, label_studio, models, oip, pages
 
 api_router = APIRouter()
-for module in (jobs, datasets, models, inference, oip, health, pages):
+for module in (jobs, datasets, models, inference, oip, label_studio, health, pages):
     api_router.include_router(module.router)

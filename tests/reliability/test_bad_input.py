@@ -8,6 +8,7 @@ One live server (uvicorn, API key set, a real trained model) serves the whole mo
 - random valid images of random sizes and modes, which are classified, never a server error.
 """
 
+import base64
 import io
 import json
 import os
@@ -30,12 +31,13 @@ from store.db import make_engine, make_sessionmaker
 from store.tables import TrainedModel
 from fault_harness import BIN, REPO_ROOT, Api
 from image_files import encode
-from process_harness import Process
+from process_harness import Process, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+LABEL_STUDIO_AUTH = "Basic " + base64.b64encode(f"label-studio:{KEY}".encode()).decode()
 FUZZ_EXAMPLES = int(os.environ.get("ADGM_FUZZ_EXAMPLES", "60"))  # per operation and phase
 FUZZ_SEED = os.environ.get("ADGM_FUZZ_SEED", "0")
 
@@ -71,7 +73,7 @@ def live(tmp_path_factory, trained_state):
     env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
     env.update(PYTHONPATH=str(REPO_ROOT), ADGM_DATABASE_URL=f"sqlite:///{state / 'adgm.sqlite'}",
                ADGM_ARTIFACT_DIR=str(state / "artifacts"), ADGM_MNIST_DIR="", ADGM_EMBEDDED_WORKERS="0",
-               ADGM_API_KEY=KEY)
+               ADGM_API_KEY=KEY, ADGM_LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}")  # a Label Studio that is away
     started: list[Process] = []
 
     def start_process(*args) -> Process:
@@ -119,7 +121,7 @@ include-name-regex = "^(GET /sample|POST /classify|POST /analogies)$"
 parameters = {{ "query.model" = {{ dictionary = "models", probability = 0.7 }} }}
 
 [[operations]]
-include-name-regex = "^GET /models/\\{{model_id\\}}(/export)?$"
+include-name-regex = "^GET /models/.model_id.(/export)?$"
 parameters = {{ "path.model_id" = {{ dictionary = "models", probability = 0.5 }} }}
 
 # DELETE /models/{{model_id}} runs on its own afterwards (it would delete the model used above).
@@ -147,6 +149,14 @@ checks.positive_data_acceptance.expected-statuses = ["200", "404", "413", "415",
 include-name = "GET /sample"
 checks.positive_data_acceptance.expected-statuses = ["200", "404", "422"]
 
+# Label Studio's backend takes basic auth (the API key as password). Its bodies are Label Studio's
+# own, mostly free-form: a config, project or task it cannot serve gets 422; predictions before a
+# model exists would get 503 (there is one here).
+[[operations]]
+include-path-regex = "^/label-studio/"
+headers = {{ Authorization = "{label_studio_auth}" }}
+checks.positive_data_acceptance.expected-statuses = ["200", "422"]
+
 # The Open Inference Protocol's routes: a model name is any string (unknown ones get 404), and a
 # request valid by the protocol's schema can still hold the wrong tensor for this model (400).
 [[operations]]
@@ -160,7 +170,7 @@ def run_schemathesis(live: LiveServer, name: str, delete: bool, extra: list[str]
     """Runs `schemathesis run` with every check; returns the recorded interactions."""
     config = live.directory / f"{name}.toml"
     config.write_text(SCHEMATHESIS_CONFIG.format(key=KEY, model=live.model_id, spare=live.spare_model_id,
-                                                 delete=str(delete).lower()))
+                                                 delete=str(delete).lower(), label_studio_auth=LABEL_STUDIO_AUTH))
     cassette = live.directory / f"{name}.yaml"
     command = [str(BIN / "schemathesis"), "--config-file", str(config), "--no-color", "run",
                f"{live.url}/openapi.json", "--checks", "all", "--max-examples", str(FUZZ_EXAMPLES),
@@ -190,6 +200,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(live):
     assert sum(count for code, count in statuses["POST /classify"].items() if code not in (401, 404)) > 0
     assert statuses["DELETE /models"].get(204, 0) == 1  # the spare model, deleted once
     assert statuses["GET /v2"].get(200, 0) > 0 and statuses["POST /v2"].get(400, 0) > 0  # OIP metadata, parser
+    assert statuses["POST /label-studio"].get(200, 0) > 0  # past basic auth, into the backend
     assert serves(live)
     print("RELIABILITY fuzz", json.dumps({"requests": len(interactions), "server_errors": 0, "seed": FUZZ_SEED,
                                          "examples_per_operation": FUZZ_EXAMPLES, "statuses": statuses["all"]}))

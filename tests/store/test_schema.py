@@ -17,7 +17,7 @@ from store.jobs import JobStore
 from store.labels import LabelLog
 from store.schema import SchemaTooNew, current_revision, head_revision, migrate
 from store.status import JobStatus
-from store.tables import Dataset, Job, JobProgress, TrainedModel
+from store.tables import Dataset, Job, JobProgress, LabelStudioProject, LabelStudioTask, TrainedModel
 
 HERE = Path(__file__).parent
 WHEN = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -73,6 +73,13 @@ def test_a_release_0_1_0_database_upgrades_and_reads_back_intact(engine):
         # 0002: an old upload is at version 0 (its file's labels), named "0".."9", jobs without a version
         assert (dataset.version, dataset.class_names, dataset.names) == (0, None, [str(k) for k in range(10)])
         assert job.dataset_version is None
+    # 0003: a Label Studio project links to the old upload, and its tasks to the upload's images
+    with sessions.begin() as session:
+        session.add(LabelStudioProject(project_id=1, dataset_id="d" * 32, label_config="<View/>", updated_at=WHEN))
+        session.add(LabelStudioTask(dataset_id="d" * 32, task_id=7, image_index=3))
+    with sessions() as session:
+        assert session.get(LabelStudioProject, 1).dataset_id == "d" * 32
+        assert session.get(LabelStudioTask, ("d" * 32, 7)).image_index == 3
     log = LabelLog(sessions)
     assert log.labels("d" * 32) == {}
     assert log.append("d" * 32, [(3, 7)], "ann") == 1 and log.labels("d" * 32) == {3: 7}
