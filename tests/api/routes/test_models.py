@@ -37,7 +37,7 @@ def test_the_trained_model_is_listed_and_described(model_client, trained_state):
     assert model["job_id"] == trained_state.job_id and model["dataset"] == "digits5k"
     assert model["name"] == "tiny"
     assert model["config"] == {"x_shape": [28, 28], "n_classes": 10, "a_dim": 4, "z_dim": 4, "hidden": [32],
-                               "activation": "relu", "skip": False}
+                               "activation": "relu", "skip": False, "batch_norm": False}
     assert model["metrics"]["epochs"] == 2 and 0.0 <= model["metrics"]["test_error"] <= 1.0
     assert model_client.get(f"/models/{model['id']}").json() == model
     job = model_client.get(f"/jobs/{trained_state.job_id}").json()
