@@ -80,7 +80,7 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
                                               lambda body: len(body["outputs"][0]["data"]) == 10),
     }
     changing = [(method, path) for method, path in operations(client) if method in STATE_CHANGING
-                and not path.startswith("/label-studio/")]  # basic auth, for Label Studio: tests/api/routes/test_label_studio.py
+                and not path.startswith("/label-studio/")]  # basic auth, for Label Studio: tests/api/routes/test_label_studio_backend.py
     assert sorted(accepted) == changing, "a state-changing route without its case here"
 
     before = state_of(client, settings)

@@ -27,7 +27,7 @@ def concrete(path: str, trained_state) -> str:
 
 def test_every_state_changing_route_refuses_a_missing_or_wrong_key(keyed_client, trained_state):
     routes = state_changing_routes(keyed_client)
-    label_studio = [route for route in routes if route[1].startswith("/label-studio/")]  # basic auth: test_label_studio.py
+    label_studio = [route for route in routes if route[1].startswith("/label-studio/")]  # basic auth: test_label_studio_backend.py
     assert label_studio == [("POST", "/label-studio/predict"), ("POST", "/label-studio/setup"),
                             ("POST", "/label-studio/webhook")]
     routes = [route for route in routes if route not in label_studio]
