@@ -185,14 +185,26 @@ def annotated(runtime: Runtime, project_id: int, task_id: int, result: object, c
     return {"dataset_id": dataset_id, "image_index": index, "label": label, "version": version}
 
 
-def deleted(runtime: Runtime, project_id: int, task_ids: list[int], author: str) -> dict:
-    """ANNOTATION_DELETED: the tasks' labels are removed."""
-    _config, dataset_id = linked(runtime, project_id)
-    indices = _indices(runtime, dataset_id, task_ids) if dataset_id else {}
-    if not indices:
-        return {"dataset_id": dataset_id, "removed": 0}
-    version = LabelLog(runtime.sessions).append(dataset_id, [(index, None) for index in indices.values()], author)
-    return {"dataset_id": dataset_id, "removed": len(indices), "version": version}
+def reconcile(runtime: Runtime, project_id: int, author: str) -> dict:
+    """ANNOTATIONS_DELETED (Label Studio names only the annotations' ids): each task of the data set
+    takes the label its newest remaining annotation gives in Label Studio now, or none."""
+    with _LINKING:
+        config, dataset_id = linked(runtime, project_id)
+        if dataset_id is None:
+            return {"dataset_id": None, "changed": 0}
+        client = LabelStudioClient(runtime.settings)
+        try:
+            tasks = client.tasks(project_id, runtime.settings.max_dataset_images)
+        finally:
+            client.close()
+        indices = _indices(runtime, dataset_id, [task["id"] for task in tasks])
+        log = LabelLog(runtime.sessions)
+        ours = log.labels(dataset_id)
+        changes = [(indices[task["id"]], label) for task in tasks if task["id"] in indices
+                   and (label := _current_label(task, config)) != ours.get(indices[task["id"]])]
+        if not changes:
+            return {"dataset_id": dataset_id, "changed": 0}
+        return {"dataset_id": dataset_id, "changed": len(changes), "version": log.append(dataset_id, changes, author)}
 
 
 def train(runtime: Runtime, project_id: int) -> JobPublic:

@@ -4,6 +4,8 @@ virtual environment's Python (its pins are not ours), one step per call, JSON on
     driver.py URL TOKEN setup BACKEND_URL USER PASSWORD IMAGES_DIR  → project, backend and task ids
     driver.py URL TOKEN predict PROJECT                → each task's file, prediction and score
     driver.py URL TOKEN annotate PROJECT TASK=CHOICE…  → annotations made
+    driver.py URL TOKEN relabel ANNOTATION CHOICE      → that annotation changed
+    driver.py URL TOKEN delete ANNOTATION              → that annotation deleted
     driver.py URL TOKEN train BACKEND                  → Label Studio's training request sent
 """
 
@@ -78,6 +80,13 @@ def main() -> None:
         answer = predict(ls, int(args[0]))
     elif step == "annotate":
         answer = annotate(ls, int(args[0]), args[1:])
+    elif step == "relabel":
+        result = [{"from_name": "digit", "to_name": "image", "type": "choices", "value": {"choices": [args[1]]}}]
+        ls.annotations.update(int(args[0]), result=result)
+        answer = {"relabelled": int(args[0])}
+    elif step == "delete":
+        ls.annotations.delete(int(args[0]))
+        answer = {"deleted": int(args[0])}
     elif step == "train":
         ls.ml.train(id=int(args[0]))
         answer = {"train": "sent"}

@@ -1,7 +1,8 @@
 """This service as the ML backend of a real Label Studio (the `label-studio` package, in a virtual
 environment of its own made by scripts/install.sh --test, on SQLite), driven by label-studio-sdk:
 a project of MNIST-style test digits gets predictions that are /classify's answers; annotations
-arrive as labels in the project's data set; Label Studio's training request starts a warm job."""
+made, changed and deleted arrive as labels in the project's data set; Label Studio's training
+request starts a warm job."""
 
 import json
 import os
@@ -131,14 +132,22 @@ def test_label_studio_predicts_learns_labels_and_trains(label_studio, api, train
         first_of_class.setdefault(int(labels[i]), i)
     chosen = sorted(first_of_class.values()) + [i for i in range(TASKS) if i not in first_of_class.values()][:5]
     pairs = [f"{task_of[f'{i:03d}']}={labels[i]}" for i in chosen]
-    drive(label_studio, "annotate", str(project["project"]), *pairs)
+    made = drive(label_studio, "annotate", str(project["project"]), *pairs)["annotations"]
     expected = {order.index(task_of[f"{i:03d}"]): int(labels[i]) for i in chosen}
+    # then one annotation changed and one deleted, among those beyond the first of each class
+    changed, removed = made[-1], made[-2]
+    new_class = (expected[order.index(changed["task"])] + 1) % 10
+    drive(label_studio, "relabel", str(changed["annotation"]), str(new_class))
+    drive(label_studio, "delete", str(removed["annotation"]))
+    expected[order.index(changed["task"])] = new_class
+    expected[order.index(removed["task"])] = None
 
     with httpx.Client(base_url=api, timeout=30) as http:
         def dataset():
             found = [d for d in http.get("/datasets").json()["datasets"]
                      if d["name"] == f"Label Studio project {project['project']}"]
-            return found[0] if found and found[0]["n_labelled"] == len(expected) else None
+            labelled = sum(label is not None for label in expected.values())
+            return found[0] if found and found[0]["n_labelled"] == labelled and found[0]["version"] >= 3 else None
 
         linked = wait_for(dataset, 60, "the annotations to arrive as labels")
         log = http.get(f"/datasets/{linked['id']}/labels", params={"limit": 1000}).json()

@@ -125,8 +125,9 @@ def predict_tasks(body: PredictRequest, runtime: RuntimeDep, settings: SettingsD
 
 @router.post("/webhook", dependencies=[BasicAuthDep], responses=ERRORS)
 def webhook(event: WebhookEvent, runtime: RuntimeDep) -> dict[str, Any]:
-    """ANNOTATION_CREATED/UPDATED/DELETED go to the project's label log; START_TRAINING starts a
-    warm-started job. Other events are acknowledged and ignored."""
+    """ANNOTATION_CREATED/UPDATED go to the project's label log, and after ANNOTATIONS_DELETED
+    the data set takes Label Studio's remaining annotations; START_TRAINING starts a warm-started
+    job. Other events are acknowledged and ignored."""
     payload = event.model_dump()
     action = event.action
     if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
@@ -137,10 +138,8 @@ def webhook(event: WebhookEvent, runtime: RuntimeDep) -> dict[str, Any]:
         answer = projects.annotated(runtime, projects.project_id_of(payload.get("project")), task_id,
                                     annotation.get("result"), bool(annotation.get("was_cancelled")),
                                     f"{projects.AUTHOR}:{annotation.get('completed_by')}")
-    elif action == "ANNOTATION_DELETED":
-        annotations = payload.get("annotations") or []
-        task_ids = [a.get("task") for a in annotations if isinstance(a, dict) and isinstance(a.get("task"), int)]
-        answer = projects.deleted(runtime, projects.project_id_of(payload.get("project")), task_ids, projects.AUTHOR)
+    elif action in ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED"):  # Label Studio 1.x sends the plural
+        answer = projects.reconcile(runtime, projects.project_id_of(payload.get("project")), projects.AUTHOR)
     elif action == "START_TRAINING":
         job = projects.train(runtime, projects.project_id_of(payload.get("project")))
         answer = {"job_id": job.id, "status": job.status, "dataset": job.dataset}
