@@ -3,7 +3,7 @@ accuracy, judged fidelity of the samples (bench/judge.py), self-consistency and 
 
     .venv/bin/python bench/recipe.py --preset quick --seeds 0 1 2
     .venv/bin/python bench/recipe.py --preset mnist-cpu --seeds 0 1 2 --out out/mnist-cpu.json
-    .venv/bin/python bench/recipe.py --preset quick --set batch_norm=false --set epochs=20
+    .venv/bin/python bench/recipe.py --preset quick --set batch_norm=false --set epochs=20 --curve
 
 `--set name=value` overrides one training parameter (value parsed as JSON, else taken as text).
 `--time-budget S` sets the epochs so that training takes about S seconds of CPU time (process time,
@@ -48,12 +48,13 @@ def epochs_for_budget(params: dict, split: SemiSupervisedSplit, train_set, budge
     return max(1, round(budget / (seconds_per_step * steps_per_epoch)))
 
 
-def run(params: dict, train_set, test_set, judge, device: str = "cpu", time_budget: float | None = None) -> dict:
+def run(params: dict, train_set, test_set, judge, device: str = "cpu", time_budget: float | None = None,
+        curve: bool = False) -> dict:
     split = semi_supervised_split(train_set, params["labels_per_class"], params["seed"])
     if time_budget is not None:
         params = {**params, "epochs": epochs_for_budget(params, split, train_set, time_budget)}
     model_config, train_config = configs_for(train_set, params, device=device)
-    trainer = Trainer(model_config, train_config, split)
+    trainer = Trainer(model_config, train_config, split, test_set if curve else None)
     started, started_cpu = time.perf_counter(), time.process_time()
     result = trainer.fit()  # includes the card: novelty calibration and self-consistency (about a second)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
@@ -64,7 +65,8 @@ def run(params: dict, train_set, test_set, judge, device: str = "cpu", time_budg
             "train_cpu_seconds": round(cpu_seconds, 1),
             "test_accuracy": round(1 - error, 4), "fidelity": round(judged["mean"], 4),
             "fidelity_min": judged["min"], "fidelity_per_label": judged["per_label"],
-            "self_consistency": round(result.card["metrics"]["self_consistency"], 4)}
+            "self_consistency": round(result.card["metrics"]["self_consistency"], 4),
+            **({"curve": [round(r.test_accuracy, 4) for r in result.reports]} if curve else {})}
 
 
 def parse_value(text: str):
@@ -82,6 +84,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--time-budget", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--curve", action="store_true",
+                        help="test accuracy after every epoch (its evaluation then counts in the training time)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mnist-dir", default="../shared/data/mnist")
     parser.add_argument("--out", type=Path, default=None)
@@ -95,7 +99,8 @@ def main() -> None:
     judge = load_judge(load_builtin("mnist", mnist_dir=args.mnist_dir)[0])
     runs = []
     for seed in args.seeds:
-        runs.append(run({**params, "seed": seed}, train_set, test_set, judge, args.device, args.time_budget))
+        runs.append(run({**params, "seed": seed}, train_set, test_set, judge, args.device, args.time_budget,
+                        args.curve))
         print(json.dumps({k: v for k, v in runs[-1].items() if k != "fidelity_per_label"}), flush=True)
     mean = lambda key: round(statistics.mean(r[key] for r in runs), 4)  # noqa: E731
     summary = {"preset": args.preset, "data": data, "overrides": overrides, "threads": torch.get_num_threads(),
