@@ -4,8 +4,8 @@ become response bodies here, and only here, through `model_validate`."""
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.schemas import DatasetPublic, JobPublic, ModelPublic
-from store.tables import Dataset, Job, JobProgress, TrainedModel
+from app.schemas import DatasetPublic, JobPublic, LabelEntryPublic, LabelLogPublic, ModelPublic
+from store.tables import Dataset, Job, JobProgress, LabelEntry, TrainedModel
 
 
 def read_job(session: Session, job_id: str) -> JobPublic | None:
@@ -68,3 +68,8 @@ def read_datasets(session: Session) -> list[DatasetPublic]:
 def add_dataset(session: Session, dataset: Dataset) -> None:
     session.add(dataset)
     session.commit()
+
+
+def label_log_public(dataset_id: str, version: int, entries: list[LabelEntry]) -> LabelLogPublic:
+    return LabelLogPublic(dataset=dataset_id, version=version,
+                          entries=[LabelEntryPublic.model_validate(entry) for entry in entries])

@@ -159,6 +159,12 @@ class LabelIn(BaseModel):
     index: Annotated[int, Field(ge=0, strict=True, description="Training image index")]
     label: int | str | None = Field(description="Class index, class name, or null to remove the label")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats_are_integers(cls, data: Any) -> Any:
+        """JSON Schema counts 1100.0 as an integer; strict validation alone would refuse it."""
+        return {key: _whole_number(value) for key, value in data.items()} if isinstance(data, dict) else data
+
 
 class LabelsAccepted(BaseModel):
     dataset: str

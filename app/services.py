@@ -20,8 +20,8 @@ from adgm_core.presets import PRESETS
 from app import crud
 from app.inference import LoadedModel
 from app.runtime import Runtime
-from app.schemas import (ClassCount, DatasetDetail, DatasetPublic, JobCreate, JobPublic, LabelIn, LabelsAccepted,
-                         Suggestion, SuggestionsPublic)
+from app.schemas import (ClassCount, DatasetDetail, DatasetPublic, JobCreate, JobPublic, LabelIn, LabelLogPublic,
+                         LabelsAccepted, Suggestion, SuggestionsPublic)
 from store.config import Settings
 from store.datasets import BUILTIN, class_names, load_dataset, load_labelled
 from store.db import utcnow
@@ -170,8 +170,8 @@ def _record(session: Session, dataset_id: str) -> Dataset:
 def dataset_detail(runtime: Runtime, session: Session, dataset_id: str) -> DatasetDetail:
     """One data set with the labels it has now, per class."""
     if dataset_id in BUILTIN:
+        train, test = load_dataset(runtime.settings, dataset_id)  # DataError (→ 422) when not on this server
         public = next(d for d in list_datasets(runtime.settings, session) if d.id == dataset_id)
-        train, test = load_dataset(runtime.settings, dataset_id)
         counts = np.bincount(train.labels[train.labels >= 0], minlength=train.n_classes)
         return DatasetDetail(**public.model_dump(), n_test_images=len(test.images) if test else 0,
                              label_counts=_class_counts(public.class_names, counts))
@@ -181,6 +181,13 @@ def dataset_detail(runtime: Runtime, session: Session, dataset_id: str) -> Datas
     public = crud.dataset_public(record).model_copy(update={"n_labelled": int(counts.sum())})
     return DatasetDetail(**public.model_dump(), n_test_images=record.n_test_images,
                          label_counts=_class_counts(record.names, counts))
+
+
+def label_log(runtime: Runtime, session: Session, dataset_id: str, limit: int) -> LabelLogPublic:
+    """The newest `limit` entries of the data set's label log, newest first."""
+    record = dataset_detail(runtime, session, dataset_id)
+    entries = LabelLog(runtime.sessions).history(dataset_id, limit)
+    return crud.label_log_public(dataset_id, record.version, entries)
 
 
 def add_labels(runtime: Runtime, session: Session, dataset_id: str, entries: list[LabelIn],

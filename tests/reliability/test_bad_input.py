@@ -139,7 +139,14 @@ checks.positive_data_acceptance.expected-statuses = ["201", "422"]
 
 [[operations]]
 include-name = "POST /train"
-checks.positive_data_acceptance.expected-statuses = ["202", "422", "429"]  # 429: the queued-jobs cap
+# 429: the queued-jobs cap; 404 and 409: an init_model that does not exist or does not fit
+checks.positive_data_acceptance.expected-statuses = ["202", "404", "409", "422", "429"]
+
+# A data set's routes: MNIST may not be on this server, an index may lie past its images, a label
+# past its classes, and a model may not fit it.
+[[operations]]
+include-path-regex = "^/datasets/.dataset_id."
+checks.positive_data_acceptance.expected-statuses = ["200", "404", "409", "422", "503"]
 
 [[operations]]
 include-name-regex = "^POST /(classify|analogies)$"

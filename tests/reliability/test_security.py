@@ -54,8 +54,9 @@ def operations(client) -> list[tuple[str, str]]:
     return sorted((method, path) for path, methods in schema["paths"].items() for method in methods)
 
 
-def concrete(path: str, job_id: str, model_id: str) -> str:
-    return path.replace("{job_id}", job_id).replace("{model_id}", model_id).replace("{name}", "default")
+def concrete(path: str, job_id: str, model_id: str, dataset_id: str = "digits5k") -> str:
+    return path.replace("{job_id}", job_id).replace("{model_id}", model_id).replace("{name}", "default") \
+        .replace("{dataset_id}", dataset_id).replace("{index}", "0")
 
 
 def state_of(client, settings) -> tuple:
@@ -67,10 +68,14 @@ def state_of(client, settings) -> tuple:
 def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, trained_state, test_digits):
     client, settings, queued = keyed
     digit = encode(test_digits[0][0])
+    uploaded = client.post("/datasets", files={"file": ("d.npz", npz())}, headers={"Authorization": f"Bearer {KEY}"})
+    dataset_id = uploaded.json()["id"]
     # What the right key must achieve on each route: (request, expected status, check of the answer).
     accepted = {
         ("post", "/train"): (dict(json={"epochs": 1}), 202, lambda body: body["status"] == "queued"),
         ("post", "/datasets"): (dict(files={"file": ("d.npz", npz())}), 201, lambda body: body["n_images"] == 40),
+        ("post", "/datasets/{dataset_id}/labels"): (dict(json=[{"index": 30, "label": 3}]), 200,
+                                                    lambda body: body["version"] == 2),
         ("post", "/classify"): (dict(files={"files": ("d.png", digit)}), 200,
                                 lambda body: len(body["results"][0]["probabilities"]) == 10),
         ("post", "/analogies"): (dict(files={"file": ("d.png", digit)}), 200, None),
@@ -85,7 +90,7 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
 
     before = state_of(client, settings)
     for method, path in changing:
-        url = concrete(path, queued, trained_state.model_id)
+        url = concrete(path, queued, trained_state.model_id, dataset_id)
         request, _, _ = accepted[(method, path)]
         missing = client.request(method.upper(), url, **request)
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer", (method, path)
@@ -98,7 +103,7 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
 
     for method, path in sorted(changing, key=lambda route: route[0] == "delete"):  # DELETE last: classify needs the model
         request, status, check = accepted[(method, path)]
-        url = concrete(path, queued, trained_state.model_id)
+        url = concrete(path, queued, trained_state.model_id, dataset_id)
         answer = client.request(method.upper(), url, headers={"Authorization": f"Bearer {KEY}"}, **request)
         assert answer.status_code == status, (method, path, answer.text)
         if check is not None:
@@ -111,10 +116,11 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
 def test_reads_are_open_without_a_key(keyed, trained_state):
     """docs/api.md: with a key, POST and DELETE need it; every GET stays open."""
     client, _settings, _queued = keyed
+    uploaded = client.post("/datasets", files={"file": ("d.npz", npz())}, headers={"Authorization": f"Bearer {KEY}"})
     reads = [path for method, path in operations(client) if method == "get"]
-    assert {"/jobs/{job_id}/events", "/sample", "/models/{model_id}"} <= set(reads)
+    assert {"/jobs/{job_id}/events", "/sample", "/models/{model_id}", "/datasets/{dataset_id}/labels"} <= set(reads)
     for path in reads:
-        url = concrete(path, trained_state.job_id, trained_state.model_id)
+        url = concrete(path, trained_state.job_id, trained_state.model_id, uploaded.json()["id"])
         params = {"label": 1} if path == "/sample" else None
         answer = client.get(url, params=params)
         assert answer.status_code == 200, (path, answer.text)
@@ -129,7 +135,7 @@ def oversized(path: str, limit: int) -> tuple[dict, bytes]:
     """(headers, body) one byte or more over `limit`, in the form the route reads: a multipart
     upload, or JSON for /train and the inference protocol (a body of the wrong type would never be
     read at all)."""
-    if path in ("/train", "/v2/models/{name}/infer") or path.startswith("/label-studio/"):
+    if path in ("/train", "/v2/models/{name}/infer", "/datasets/{dataset_id}/labels") or path.startswith("/label-studio/"):
         return {"Content-Type": "application/json"}, json.dumps({"name": "x" * limit}).encode()
     field = {"/classify": "files"}.get(path, "file")
     request = httpx.Request("POST", "http://x/", files={field: ("big.bin", b"\0" * limit)})
@@ -141,6 +147,7 @@ def test_body_limits_hold_on_every_route_with_a_body(keyed, streamed):
     client, settings, _queued = keyed
     limits = {"/train": 64 * 1024, "/datasets": settings.max_upload_bytes, "/classify": settings.max_upload_bytes,
               "/analogies": settings.max_upload_bytes, "/v2/models/{name}/infer": settings.max_upload_bytes,
+              "/datasets/{dataset_id}/labels": settings.max_upload_bytes,
               **{f"/label-studio/{route}": settings.max_upload_bytes for route in ("setup", "predict", "webhook")}}
     paths = client.get("/openapi.json").json()["paths"]
     with_body = [path for method, path in operations(client) if method == "post" and paths[path]["post"].get("requestBody")]
@@ -150,7 +157,7 @@ def test_body_limits_hold_on_every_route_with_a_body(keyed, streamed):
         headers, body = oversized(path, limit)
         headers = {key: value for key, value in headers.items() if key.lower() == "content-type"}
         content = (body[i:i + 4096] for i in range(0, len(body), 4096)) if streamed else body
-        answer = client.post(path.replace("{name}", "default"), content=content,
+        answer = client.post(path.replace("{name}", "default").replace("{dataset_id}", "digits5k"), content=content,
                              headers={**headers, "Authorization": f"Bearer {KEY}"})
         assert answer.status_code == 413, (path, answer.text)
         key = "error" if path.startswith("/v2/") else "detail"  # the inference protocol's form

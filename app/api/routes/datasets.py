@@ -10,9 +10,7 @@ from adgm_core.acquisition import STRATEGIES
 from app import services
 from app.api.deps import ApiKeyDep, LoadedModelDep, RuntimeDep, SessionDep, SettingsDep
 from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
-from app.schemas import (DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelEntryPublic, LabelsAccepted,
-                         SuggestionsPublic)
-from store.labels import LabelLog
+from app.schemas import DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -56,13 +54,16 @@ def list_datasets(settings: SettingsDep, session: SessionDep) -> DatasetsPublic:
     return DatasetsPublic(datasets=services.list_datasets(settings, session))
 
 
-@router.get("/{dataset_id}", responses=NOT_FOUND)
+@router.get("/{dataset_id}", responses={**NOT_FOUND, **unprocessable("A built-in data set this server does not have")})
 def read_dataset(dataset_id: DatasetId, runtime: RuntimeDep, session: SessionDep) -> DatasetDetail:
     """One data set, with its class names, label version and per-class label counts."""
     return services.dataset_detail(runtime, session, dataset_id)
 
 
-@router.get("/{dataset_id}/images/{index}", response_class=Response, responses={**PNG, **NOT_FOUND})
+@router.get(
+    "/{dataset_id}/images/{index}", response_class=Response,
+    responses={**PNG, **NOT_FOUND, **unprocessable("An index past the data set's images, or an invalid parameter")},
+)
 def dataset_image(dataset_id: DatasetId, index: Annotated[int, Path(ge=0, le=10**7)], settings: SettingsDep) -> Response:
     """Training image `index` as a PNG, as the model sees it (ink bright on black)."""
     return Response(services.dataset_image(settings, dataset_id, index), media_type="image/png",
@@ -71,7 +72,8 @@ def dataset_image(dataset_id: DatasetId, index: Annotated[int, Path(ge=0, le=10*
 
 @router.post(
     "/{dataset_id}/labels", dependencies=[ApiKeyDep],
-    responses={**UNAUTHORIZED, **NOT_FOUND, **unprocessable("An index or label out of range, or an unknown class name")},
+    responses={**UNAUTHORIZED, **BODY_ERRORS, **NOT_FOUND,
+               **unprocessable("An index or label out of range, or an unknown class name")},
 )
 def add_labels(
     dataset_id: DatasetId,
@@ -85,22 +87,19 @@ def add_labels(
     return services.add_labels(runtime, session, dataset_id, entries, author)
 
 
-@router.get("/{dataset_id}/labels", responses=NOT_FOUND)
+@router.get("/{dataset_id}/labels", responses={**NOT_FOUND, **unprocessable("Invalid parameter")})
 def label_log(
     dataset_id: DatasetId, runtime: RuntimeDep, session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LabelLogPublic:
     """The newest entries of the label log, newest first."""
-    record = services.dataset_detail(runtime, session, dataset_id)
-    entries = LabelLog(runtime.sessions).history(dataset_id, limit)
-    return LabelLogPublic(dataset=dataset_id, version=record.version,
-                          entries=[LabelEntryPublic.model_validate(entry) for entry in entries])
+    return services.label_log(runtime, session, dataset_id, limit)
 
 
 @router.get(
     "/{dataset_id}/suggestions",
     responses={**NOT_FOUND, 409: error("The model does not fit the data set's images or classes"),
-               503: error("No trained model yet")},
+               503: error("No trained model yet"), **unprocessable("Invalid parameter, or no unlabelled image")},
 )
 def suggestions(
     dataset_id: DatasetId,

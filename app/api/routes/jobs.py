@@ -28,6 +28,8 @@ NOT_FOUND = {404: error("No job with this id")}
     responses={
         **UNAUTHORIZED, **BODY_ERRORS,
         **unprocessable("Invalid field, unknown data set, or more labels per class than it has"),
+        404: error("The model named by init_model does not exist"),
+        409: error("The model named by init_model does not fit the data set or the architecture asked for"),
         429: error("Too many jobs are already queued"),
     },
 )
