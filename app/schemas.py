@@ -24,7 +24,10 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)  # "10" or true is not a number of epochs
 
-    dataset: Annotated[str, Field(pattern=DATASET_PATTERN, description="'digits5k', 'mnist' or an uploaded data set id")] = "digits5k"
+    dataset: Annotated[str | None, Field(
+        pattern=DATASET_PATTERN,
+        description="'digits5k', 'mnist' or an uploaded data set id; default: the preset's (digits5k for quick)",
+    )] = None
     preset: PresetName = Field(default=DEFAULT_PRESET, description="Named recipe that fills every parameter not given")
     labels_per_class: Annotated[int | None, Field(ge=1, le=1000)] = None
     epochs: Annotated[int | None, Field(ge=1, le=2000)] = None
@@ -41,6 +44,12 @@ class JobCreate(BaseModel):
     use_all_labels: bool | None = Field(
         default=None, description="Train on every label of the data set instead of labels_per_class per class; "
         "default: true for a partly labelled upload when labels_per_class is not given")
+
+    @model_validator(mode="after")
+    def _dataset_of_the_preset(self) -> "JobCreate":
+        if self.dataset is None:
+            self.dataset = PRESETS[self.preset].dataset
+        return self
 
     def params(self) -> dict[str, Any]:
         """What the job records: the data set, name and preset, and every training parameter."""

@@ -246,3 +246,12 @@ def test_a_running_job_is_cancelled_in_the_embedded_worker(make_settings, start_
     assert final["model_id"] is None
     assert len(final["history"]) < 500
     assert client.get("/models").json()["models"] == []
+
+
+def test_a_preset_brings_its_data_set_and_every_parameter(client):
+    refused = client.post("/train", json={"preset": "mnist-cpu"})  # MNIST is not on this test server
+    assert refused.status_code == 422 and "MNIST" in refused.json()["detail"]
+    job = client.post("/train", json={"preset": "mnist-cpu", "dataset": "digits5k", "epochs": 3}).json()
+    assert job["params"] == {"dataset": "digits5k", "name": None, "preset": "mnist-cpu",
+                             **PRESETS["mnist-cpu"].resolve(epochs=3)}
+    assert job["params"]["epochs"] == 3 and job["params"]["batch_norm"] == PRESETS["mnist-cpu"].params["batch_norm"]
