@@ -68,6 +68,20 @@ class JobCreate(BaseModel):
         return data
 
 
+class PresetPublic(BaseModel):
+    name: str
+    description: str
+    expected: str
+    dataset: str
+    params: dict[str, Any]  # what the preset sets; every other parameter is the core's default
+    resolved: dict[str, Any]  # every training parameter a job of this preset gets
+
+
+class PresetsPublic(BaseModel):
+    presets: list[PresetPublic]
+    default: str
+
+
 class EpochProgress(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

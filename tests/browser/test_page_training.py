@@ -86,3 +86,23 @@ def test_a_remembered_job_that_is_gone_is_reported_in_words(open_page, server):
     expect(error).to_contain_text(f"Could not show job {missing}:")
     assert httpx.get(f"{server}/jobs/{missing}").json()["detail"] in error.inner_text()
     expect(page.locator("#job-body")).to_be_hidden()
+
+
+def test_the_recipe_select_fills_the_form_and_the_job_gets_the_preset(page, server):
+    presets = httpx.get(f"{server}/presets").json()["presets"]
+    quick, mnist = presets[0], presets[1]
+    expect(page.locator("#train-preset option")).to_have_count(len(presets))
+    expect(page.locator("#train-preset-expected")).to_contain_text(quick["expected"])
+    page.select_option("#train-preset", mnist["name"])
+    expect(page.locator("#train-preset-expected")).to_contain_text(mnist["expected"])
+    expect(page.locator("#train-epochs")).to_have_value(str(mnist["resolved"]["epochs"]))
+    expect(page.locator("#train-lr")).to_have_value(str(mnist["resolved"]["learning_rate"]))
+    page.select_option("#train-preset", quick["name"])
+    page.select_option("#train-dataset", "digits5k")
+    page.click("#train-submit")
+
+    page.wait_for_function("/^#job=[0-9a-f]{32}$/.test(location.hash)")
+    job_id = page.evaluate("location.hash.slice(5)")
+    job = httpx.get(f"{server}/jobs/{job_id}").json()
+    httpx.post(f"{server}/jobs/{job_id}/cancel")  # the recipe's full training is not what this test is about
+    assert job["params"] == {"dataset": "digits5k", "name": None, "preset": "quick", **quick["resolved"]}

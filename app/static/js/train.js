@@ -1,7 +1,7 @@
 // The train form: fills the data-set list, turns the fields into a JobCreate body, starts a job.
 import { getJson, postJson, showError } from "./api.js";
 
-/** Model size presets: hidden layer widths and the latent (z) and auxiliary (a) sizes. */
+/** Model sizes other than the recipe's: hidden layer widths and the latent (z) and auxiliary (a) sizes. */
 const SIZE_PRESETS = {
   small: { hidden: [64], z_dim: 16, a_dim: 16 },
   notebook: { hidden: [256, 128], z_dim: 32, a_dim: 32 },
@@ -9,6 +9,28 @@ const SIZE_PRESETS = {
 };
 
 const INTEGER_FIELDS = ["labels_per_class", "epochs", "seed", "batch_size", "mc_samples"];
+/** Form fields a recipe (GET /presets) fills in with the values a job of it would get. */
+const RECIPE_FIELDS = [...INTEGER_FIELDS, "learning_rate"];
+
+async function loadPresets(form, expected, errorElement) {
+  const select = form.elements.namedItem("preset");
+  try {
+    const { presets, default: chosen } = await getJson("presets");
+    const byName = Object.fromEntries(presets.map((preset) => [preset.name, preset]));
+    select.replaceChildren(...presets.map((preset) => new Option(`${preset.name} · ${preset.description}`, preset.name)));
+    const apply = () => {
+      const preset = byName[select.value];
+      expected.textContent = `${preset.dataset}: ${preset.expected}`;
+      for (const name of RECIPE_FIELDS) form.elements.namedItem(name).value = String(preset.resolved[name]);
+      form.elements.namedItem("skip").checked = preset.resolved.skip;
+    };
+    select.value = chosen;
+    select.addEventListener("change", apply);
+    apply();
+  } catch (error) {
+    showError(errorElement, new Error(`Could not load the recipes: ${error.message}`));
+  }
+}
 
 /** A short option text (built-in names are long sentences, kept as the tooltip). */
 function datasetOption(dataset) {
@@ -32,7 +54,8 @@ async function loadDatasets(select, errorElement) {
 
 function jobCreateFrom(form) {
   const data = new FormData(form);
-  const body = { dataset: data.get("dataset"), ...SIZE_PRESETS[data.get("size")], skip: data.has("skip") };
+  const body = { preset: data.get("preset"), dataset: data.get("dataset"), ...SIZE_PRESETS[data.get("size")],
+                 skip: data.has("skip") };
   for (const name of INTEGER_FIELDS) {
     const text = String(data.get(name) ?? "").trim();
     // Sent as typed (also when not a number) so the API names the problem in its own words.
@@ -71,6 +94,7 @@ export function setUpTrainForm(onJobCreated) {
   const errorElement = document.getElementById("train-error");
   const submit = document.getElementById("train-submit");
   loadDatasets(form.elements.namedItem("dataset"), errorElement);
+  loadPresets(form, document.getElementById("train-preset-expected"), errorElement);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
