@@ -52,3 +52,10 @@ def test_sample_grid_for_a_chosen_model_and_label_and_a_new_seed(trained_model, 
     assert {key: new_query[key] for key in ("model", "label", "n")} == {key: query[key] for key in ("model", "label", "n")}
     assert new_pixels.shape == pixels.shape
     assert not np.array_equal(new_pixels, pixels)
+
+
+def test_the_model_picker_shows_the_models_self_consistency(trained_model, page):
+    consistency = trained_model["metrics"]["self_consistency"]
+    assert 0.0 <= consistency <= 1.0
+    option = page.locator(f'#model-select option[value="{trained_model["id"]}"]')
+    expect(option).to_contain_text(f"samples self-consistent {consistency * 100:.0f}%")

@@ -15,9 +15,11 @@ let models = [];
 let seed = 0;
 
 function describeModel(model) {
-  const testError = (model.metrics || {}).test_error;
+  const { test_error: testError, self_consistency: selfConsistency } = model.metrics || {};
   const parts = [model.name || `model ${model.id.slice(0, 8)}`, model.dataset];
   if (Number.isFinite(testError)) parts.push(`test error ${(testError * 100).toFixed(1)}%`);
+  // The model's own q(y|x) on its samples of each label: how often a drawn k reads back as k.
+  if (Number.isFinite(selfConsistency)) parts.push(`samples self-consistent ${(selfConsistency * 100).toFixed(0)}%`);
   return parts.join(" · ") + (model.is_default ? " (default)" : "");
 }
 
