@@ -24,14 +24,7 @@ def semi_supervised_split(train: ImageSet, labels_per_class: int, seed: int) -> 
                 f"{labels_per_class} requested; lower labels_per_class"
             )
         chosen.append(rng.choice(candidates, size=labels_per_class, replace=False))
-    index = np.sort(np.concatenate(chosen))
-    return SemiSupervisedSplit(
-        labelled_images=train.images[index],
-        labelled_labels=train.labels[index],
-        unlabelled_images=train.images,
-        n_classes=train.n_classes,
-        name=train.name,
-    )
+    return _labelled_at(train, np.sort(np.concatenate(chosen)))
 
 
 def labelled_split(train: ImageSet) -> SemiSupervisedSplit:
@@ -41,6 +34,11 @@ def labelled_split(train: ImageSet) -> SemiSupervisedSplit:
     missing = sorted(set(range(train.n_classes)) - set(train.labels[index].tolist()))
     if missing:
         raise DataError(f"class {missing[0]} has no labelled example; label at least one image of every class")
+    return _labelled_at(train, index)
+
+
+def _labelled_at(train: ImageSet, index: np.ndarray) -> SemiSupervisedSplit:
+    """The images at `index` as the labelled set; every training image is in the unlabelled set."""
     return SemiSupervisedSplit(
         labelled_images=train.images[index],
         labelled_labels=train.labels[index],
