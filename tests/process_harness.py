@@ -77,3 +77,18 @@ class Process:
             except subprocess.TimeoutExpired:
                 pass
         self.kill_group()
+
+
+def wait_until_healthy(process: "Process", url: str, timeout: float, interval: float = 0.2) -> None:
+    """Waits until GET `url` answers 200, failing with the process's log if it exits first."""
+    import httpx
+
+    def healthy() -> bool:
+        assert process.alive(), process.tail()
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, timeout, f"{process.name} to answer {url}", interval=interval)
+

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from image_files import encode
-from process_harness import Process, free_port, wait_for
+from process_harness import Process, free_port, wait_for, wait_until_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -49,14 +49,7 @@ def label_studio(tmp_path_factory):
     process = Process("label-studio", args, env, directory)
     url = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, 600, "Label Studio to answer /health", interval=1)
+    wait_until_healthy(process, f"{url}/health", 600, interval=1)
     print(f"LABEL_STUDIO first start {time.monotonic() - started:.0f} s")
     yield url
     process.stop(timeout=20)
@@ -78,14 +71,7 @@ def api(label_studio, tmp_path_factory, trained_state):
                       env, directory)
     url = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, 90, "the API to answer /healthz")
+    wait_until_healthy(process, f"{url}/healthz", 90)
     yield url
     process.stop(timeout=10)
 

@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from adgm_core.images import decode_upload, to_model_input
 from image_files import encode
-from process_harness import Process, free_port, wait_for
+from process_harness import Process, free_port, wait_until_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -37,14 +37,7 @@ def server(tmp_path_factory, trained_state):
     process = Process("api", [str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
                       env, directory)
 
-    def up() -> bool:
-        assert process.alive(), process.tail()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, 90, "the API to answer /healthz")
+    wait_until_healthy(process, f"http://127.0.0.1:{port}/healthz", 90)
     yield f"127.0.0.1:{port}"
     process.stop(timeout=10)
 
