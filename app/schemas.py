@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from adgm_core.config import ACTIVATIONS, LR_SCHEDULES
 from adgm_core.data.sources import BUILTIN_NAMES
 from adgm_core.presets import DEFAULT_PRESET, PRESETS, resolve
 from store.ids import ID_PATTERN
@@ -38,6 +39,24 @@ class JobCreate(BaseModel):
     learning_rate: Annotated[float | None, Field(ge=1e-6, le=1.0)] = None
     batch_size: Annotated[int | None, Field(ge=8, le=4096)] = None
     mc_samples: Annotated[int | None, Field(ge=1, le=64)] = None
+    activation: Literal[ACTIVATIONS] | None = None
+    batch_norm: bool | None = Field(default=None, description="Batch normalisation after every hidden layer")
+    labelled_batch_size: Annotated[int | None, Field(ge=1, le=4096)] = None
+    lr_schedule: Literal[LR_SCHEDULES] | None = Field(
+        default=None, description="'step': x lr_decay every lr_decay_every epochs; 'cosine': to 0 at the last step")
+    lr_decay: Annotated[float | None, Field(gt=0.0, le=1.0)] = None
+    lr_decay_every: Annotated[int | None, Field(ge=0, le=2000)] = None
+    lr_warmup_steps: Annotated[int | None, Field(ge=0, le=1_000_000)] = None
+    warmup_steps: Annotated[int | None, Field(ge=0, le=1_000_000, description="KL warm-up steps")] = None
+    grad_clip: Annotated[float | None, Field(gt=0.0, le=1e6, description="Max global gradient norm")] = None
+    grad_clip_value: Annotated[float | None, Field(gt=0.0, le=1e6, description="Then each element to ±this")] = None
+    mc_average_softmax: bool | None = Field(
+        default=None, description="Labelled cross-entropy on q(y|x) averaged over the MC samples")
+    weight_prior: bool | None = Field(default=None, description="N(0, 1) prior on the weights, scaled by 1/N")
+    ema_decay: Annotated[float | None, Field(gt=0.0, lt=1.0, description="Moving average of the weights")] = None
+    alpha: Annotated[float | None, Field(gt=0.0, le=1e6, description="Weight of the classification term")] = None
+    eval_samples: Annotated[int | None, Field(ge=1, le=200, description="Draws of a averaged at test")] = None
+    bf16: bool | None = Field(default=None, description="bf16 autocast for the networks")
     seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None
     name: Annotated[str | None, Field(max_length=100)] = None
     init_model: Annotated[str | None, Field(pattern=ID_PATTERN, description="Start from this model's weights (warm start)")] = None
