@@ -4,6 +4,7 @@ throwaway one started for the session when none answers).
 
 Under CI=true a skipped test fails, unless it is in ALLOWED_SKIPS with its reason."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from adgm_core.data import load_builtin
+from adgm_core.data import load_builtin, load_mnist
 from store.config import Settings
 from store.db import make_engine, make_sessionmaker
 from store.schema import migrate
@@ -256,3 +257,19 @@ def test_digits():
     """(images uint8 N×28×28, labels) of the offline set's test split: real handwritten digits."""
     _train, test = load_builtin("digits5k")
     return test.images, test.labels
+
+
+@pytest.fixture(scope="session")
+def bench_judge():
+    """bench/judge.py as a module (bench/ is a directory of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_judge", REPO_ROOT / "bench" / "judge.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def judge(bench_judge, mnist_dir):
+    """The independent CNN trained on all 60,000 labelled MNIST images (about a minute on 2 cores;
+    cached in bench/.cache)."""
+    return bench_judge.load_judge(load_mnist(mnist_dir)[0])

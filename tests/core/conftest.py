@@ -1,8 +1,5 @@
 """Fixtures for the core library's tests: real MNIST (directory from tests/conftest.py), read once per
-session, one model trained on it for a few CPU minutes, and the independent judge of bench/judge.py."""
-
-import importlib.util
-from pathlib import Path
+session, and one model trained on it for a few CPU minutes."""
 
 import pytest
 
@@ -30,19 +27,3 @@ def trained_on_mnist(mnist, mnist_split):
     """A real model trained for a few CPU minutes on MNIST with 100 labels (the learning test's model)."""
     config = TrainConfig(epochs=LEARNING_EPOCHS, learning_rate=1e-3, eval_samples=10)
     return Trainer(ModelConfig(), config, mnist_split).fit()
-
-
-
-@pytest.fixture(scope="session")
-def bench_judge():
-    """bench/judge.py as a module (bench/ is a directory of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_judge", Path(__file__).resolve().parents[2] / "bench" / "judge.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def judge(bench_judge, mnist):
-    """The CNN trained on all 60,000 labelled MNIST images (about a minute on 2 cores; cached in bench/.cache)."""
-    return bench_judge.load_judge(mnist[0])

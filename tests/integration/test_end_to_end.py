@@ -2,7 +2,6 @@
 embedded (uvicorn alone), trained on real MNIST; and an API restart that loses nothing."""
 
 import io
-import json
 import time
 
 import httpx
@@ -11,6 +10,7 @@ from PIL import Image
 
 from adgm_core.data import load_mnist
 from image_files import encode
+from job_events import follow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
@@ -24,26 +24,6 @@ LONG_JOB = {**MNIST_JOB, "epochs": 50, "name": "to be cancelled"}
 def mnist_test_digits(mnist_dir):
     _train, test = load_mnist(mnist_dir)
     return test.images[:3], test.labels[:3]
-
-
-def follow(client: httpx.Client, job: dict, timeout: float = 300) -> list[tuple[str, str | None, dict]]:
-    """The job's Server-Sent Events, (event, id, data), up to and including `end`."""
-    events, fields = [], {}
-    deadline = time.monotonic() + timeout
-    with client.stream("GET", job["events_url"], timeout=httpx.Timeout(10, read=timeout)) as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            assert time.monotonic() < deadline, f"no end event within {timeout} s: {events}"
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            if "data" in fields:
-                events.append((fields.get("event"), fields.get("id"), json.loads(fields["data"])))
-                if fields.get("event") == "end":
-                    return events
-            fields = {}
-    raise AssertionError(f"the stream closed before its end event: {events}")
 
 
 def wait_until_running(client: httpx.Client, job: dict, timeout: float = 120) -> None:
