@@ -72,6 +72,7 @@ class TrainConfig:
     weight_prior: bool = False  # N(0, 1) prior on the weights, its log density scaled by 1/N (authors)
     ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
     warmup_steps: int = 0  # linear KL warm-up from 0 to 1 over this many steps
+    classifier_shift: int = 0  # the classification term sees the labelled images moved by up to ±this many pixels
     alpha: float | None = None  # weight of the classification term; None: 0.1 * N / N_labelled
     seed: int = 0
     checkpoint_every: int = 5  # epochs between resumable checkpoints
@@ -86,6 +87,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.classifier_shift < 0:
+            raise ValueError(f"classifier_shift must not be negative, got {self.classifier_shift}")
         if self.warmup_steps < 0 or self.lr_decay_every < 0 or self.lr_warmup_steps < 0:
             raise ValueError("warmup_steps, lr_warmup_steps and lr_decay_every must not be negative")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -115,6 +115,12 @@ class StepLoss:
     labelled_correct: Tensor  # scalar: labelled examples whose argmax q(y|a,x) is right
 
 
+def classifier_log_q_y(model: ADGM, x: Tensor, eps_a: Tensor) -> Tensor:
+    """log q(y | a, x) with a ~ q(a | x) drawn from `eps_a`: (N, K)."""
+    mu_a, log_var_a = model.infer_a(x)
+    return F.log_softmax(full_precision(model.classify(x, reparameterize(mu_a, log_var_a, eps_a))), dim=-1)
+
+
 def mc_averaged_log_q_y(log_q_y: Tensor, samples: int) -> Tensor:
     """log (1/S) Σ_s q(y | a_s, x) for rows ordered as the batch repeated S times: (S·B, K) → (B, K)."""
     return log_q_y.reshape(samples, -1, log_q_y.shape[-1]).logsumexp(0) - math.log(samples)
@@ -127,19 +133,22 @@ def weight_penalty(model: ADGM) -> Tensor:
 
 def semi_supervised_loss(
     model: ADGM, x_l: Tensor, y_l: Tensor, x_u: Tensor, noise: Noise, alpha: float, beta: float = 1.0,
-    samples: int = 1, prior_scale: float = 0.0,
+    samples: int = 1, prior_scale: float = 0.0, x_c: Tensor | None = None,
 ) -> StepLoss:
     """J for one step; x_l, y_l, x_u already repeated S times along the batch (MC samples).
 
     `samples`: S over which q(y | a, x) is averaged in the classification term (1: each copy alone);
-    `prior_scale`: 1/N for the weight prior, 0 without it.
+    `prior_scale`: 1/N for the weight prior, 0 without it; `x_c`: other images of the labels y_l
+    (e.g. translated copies of x_l) for the classification term only, which then draws its own
+    a ~ q(a | x_c) with the labelled a-noise; None: the classification term uses x_l's sample of a.
     """
     labelled = labelled_bound(model, x_l, y_l, noise.a_labelled, noise.z_labelled, beta)
     unlabelled = unlabelled_bound(model, x_u, noise.a_unlabelled, noise.z_unlabelled, beta)
-    classification = F.nll_loss(mc_averaged_log_q_y(labelled.log_q_y, samples), y_l[: len(y_l) // samples])
+    log_q_y = labelled.log_q_y if x_c is None else classifier_log_q_y(model, x_c, noise.a_labelled)
+    classification = F.nll_loss(mc_averaged_log_q_y(log_q_y, samples), y_l[: len(y_l) // samples])
     loss = -labelled.elbo.mean() - unlabelled.elbo.mean() + alpha * classification
     if prior_scale:
         loss = loss + prior_scale * weight_penalty(model)
     elbo = torch.cat([labelled.elbo, unlabelled.elbo]).mean()
-    correct = (labelled.log_q_y.argmax(-1) == y_l).sum()
+    correct = (log_q_y.argmax(-1) == y_l).sum()
     return StepLoss(loss, elbo.detach(), correct.detach())

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from adgm_core import __version__
+from adgm_core.augment import random_shift
 from adgm_core.checkpoint import load_training_state, load_weights, save_training_state
 from adgm_core.config import ModelConfig, TrainConfig
 from adgm_core.data import ImageSet, SemiSupervisedSplit
@@ -138,14 +139,17 @@ class Trainer:
             else:
                 average.copy_(current)
 
+    def _shift(self, images: torch.Tensor) -> torch.Tensor:
+        return random_shift(images, self.model_config.x_shape, self.config.classifier_shift, self.generator)
+
     def _binarize(self, images: torch.Tensor) -> torch.Tensor:
         draw = torch.rand(images.shape, generator=self.generator, device=self.device)
         return (draw * 255 < images).float()
 
-    def _step(self, x_l, y_l, x_u, noise, beta):
+    def _step(self, x_l, y_l, x_u, noise, beta, x_c=None):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             out = semi_supervised_loss(self.model, x_l, y_l, x_u, noise, self.alpha, beta, self.softmax_samples,
-                                       self.prior_scale)
+                                       self.prior_scale, x_c)
         out.loss.backward()
         return out
 
@@ -171,13 +175,14 @@ class Trainer:
                 x_l = self._binarize(self.x_labelled[idx_l]).repeat(S, 1)
                 y_l = self.y_labelled[idx_l].repeat(S)
                 x_u = self._binarize(self.x_unlabelled[idx_u]).repeat(S, 1)
+                x_c = self._binarize(self._shift(self.x_labelled[idx_l])).repeat(S, 1) if c.classifier_shift else None
                 noise = Noise.draw(self.model, len(x_l), len(x_u), self.generator, self.device)
                 beta = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
                 lr = self.learning_rate(self.step)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 self.optimizer.zero_grad(set_to_none=True)
-                out = self.step_fn(x_l, y_l, x_u, noise, beta)
+                out = self.step_fn(x_l, y_l, x_u, noise, beta, x_c)
                 if c.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
                 if c.grad_clip_value is not None:

@@ -57,6 +57,7 @@ class JobCreate(BaseModel):
     alpha: Annotated[float | None, Field(gt=0.0, le=1e6, description="Weight of the classification term")] = None
     eval_samples: Annotated[int | None, Field(ge=1, le=200, description="Draws of a averaged at test")] = None
     bf16: bool | None = Field(default=None, description="bf16 autocast for the networks")
+    classifier_shift: Annotated[int | None, Field(ge=0, le=8, description="The classification term sees the labelled images moved by up to ±this many pixels")] = None
     seed: Annotated[int | None, Field(ge=0, le=2**31 - 1)] = None
     name: Annotated[str | None, Field(max_length=100)] = None
     init_model: Annotated[str | None, Field(pattern=ID_PATTERN, description="Start from this model's weights (warm start)")] = None

@@ -198,3 +198,34 @@ def test_weight_prior_adds_half_the_squared_weights_over_n(model):
     weights = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
     expected = sum(-Normal(0.0, 1.0).log_prob(w).sum() - w.numel() * 0.5 * math.log(2 * math.pi) for w in weights)
     torch.testing.assert_close(with_prior - without, expected / 50)
+
+
+def test_classification_on_other_images_changes_only_the_classification_term(model):
+    """x_c: the cross-entropy of q(y | a, x_c), a ~ q(a | x_c) from the labelled a-noise, per example
+    against the reference forward pass; the bounds stay those of x_l; x_c = x_l gives the plain loss."""
+    for p in model.parameters():
+        p.data.mul_(0.3)
+    x_l, y_l = batch(4)
+    x_c = 1 - x_l  # other images, given y_l's labels
+    x_u, _ = batch(3)
+    alpha = 1.5
+    g = torch.Generator().manual_seed(5)
+    noise = Noise(torch.randn(4, 2, generator=g), torch.randn(4, 3, generator=g), torch.randn(3, 2, generator=g),
+                  torch.randn(3, 3, 3, generator=g))
+    plain = semi_supervised_loss(model, x_l, y_l, x_u, noise, alpha)
+    same = semi_supervised_loss(model, x_l, y_l, x_u, noise, alpha, x_c=x_l)
+    other = semi_supervised_loss(model, x_l, y_l, x_u, noise, alpha, x_c=x_c)
+    torch.testing.assert_close(same.loss, plain.loss)
+
+    def cross_entropy(images):
+        total = 0
+        for i in range(4):
+            a, _ = sample_a(model, images[i], noise.a_labelled[i])
+            logits = model.q_y_logits(mlp(model.q_y_net, {"x": images[i], "a": a}, None, 3))
+            total = total - Categorical(logits=logits).log_prob(y_l[i])
+        return total / 4
+
+    expected = alpha * (cross_entropy(x_c) - cross_entropy(x_l))
+    torch.testing.assert_close(other.loss - plain.loss, expected, atol=1e-9, rtol=1e-9)
+    assert abs(expected) > 1e-5  # the images differ enough for the test to see a swap (its tolerance is 1e-9)
+    torch.testing.assert_close(other.elbo, plain.elbo)

@@ -68,7 +68,8 @@ def _trained_parameters(split, seed):
     return parameters(_trained(split, seed))
 
 
-RECIPE = dict(lr_schedule="cosine", lr_warmup_steps=3, ema_decay=0.9, grad_clip_value=1.0, weight_prior=True)
+RECIPE = dict(lr_schedule="cosine", lr_warmup_steps=3, ema_decay=0.9, grad_clip_value=1.0, weight_prior=True,
+              classifier_shift=2)
 
 
 @pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["defaults", "recipe-switches"])
@@ -202,3 +203,28 @@ def test_compiled_step_computes_the_same_bound_and_gradient(small_split):
     for name, weight in eager.model.named_parameters():
         scale = weight.grad.abs().max().item()
         torch.testing.assert_close(compiled_params[name].grad, weight.grad, rtol=1e-4, atol=1e-4 * scale + 1e-9)
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+def test_the_classification_term_gets_translated_copies_of_the_labelled_images(small_split, shift):
+    trainer = Trainer(MODEL, config(epochs=1, classifier_shift=shift), small_split)
+    trainer._binarize = lambda images: (images > 127).float()  # deterministic, so copies can be compared
+    seen = []
+    step = trainer.step_fn
+    trainer.step_fn = lambda x_l, y_l, x_u, noise, beta, x_c: seen.append((x_l, x_c)) or step(x_l, y_l, x_u, noise,
+                                                                                                beta, x_c)
+    trainer.fit()
+    assert len(seen) == trainer.steps_per_epoch
+    if shift == 0:
+        assert all(x_c is None for _, x_c in seen)
+        return
+    offsets = set()
+    for x_l, x_c in seen:
+        assert x_c.shape == x_l.shape
+        for original, moved in zip(x_l.view(-1, 28, 28), x_c.view(-1, 28, 28)):
+            padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
+            matches = {(dy, dx) for dy in range(5) for dx in range(5)
+                       if torch.equal(padded[dy:dy + 28, dx:dx + 28], moved)}
+            assert matches, "a classifier input that is no translation of its labelled image by at most 2 pixels"
+            offsets |= matches
+    assert len(offsets) > 5  # offsets are drawn, not fixed
