@@ -40,6 +40,8 @@ def variants(params: dict) -> dict[str, dict]:
     out["ema off" if params["ema_decay"] else "ema 0.999"] = {"ema_decay": None if params["ema_decay"] else 0.999}
     out["batch x2, rate x2"] = {"batch_size": 2 * params["batch_size"], "labelled_batch_size": 2 * params["labelled_batch_size"],
                                 "learning_rate": 2 * params["learning_rate"]}
+    shift = params["classifier_shift"]
+    out["classifier_shift 0" if shift else "classifier_shift 2"] = {"classifier_shift": 0 if shift else 2}
     out["ADGM" if params["skip"] else "SDGM"] = {"skip": not params["skip"]}
     return out
 
