@@ -14,6 +14,8 @@ Objective to minimise, with α defaulting to 0.1 · N / N_labelled:
 
 The classification term takes the softmax averaged over the S samples of a (the authors' code; S = 1
 per sample when `samples` is 1), and the optional weight prior p(θ) = N(θ | 0, I) is scaled by 1/N.
+Optionally (`x_c`, the trainer's `classifier_shift`) the classification term scores other images of
+the same labels, translated copies x' of x_l with their own a ~ q(a|x'), while L keeps x_l.
 Monte Carlo samples are folded into the batch: x is repeated S times and every copy draws its own
 noise. All noise is passed in (`Noise`), so a step is a pure function of its inputs: fixed noise
 gives exact comparisons, and a compiled step sees no random-number calls.

@@ -3,7 +3,9 @@
 Each step takes `batch_size` unlabelled and `labelled_batch_size` labelled images, binarises them
 with a fresh Bernoulli draw, repeats them `mc_samples` times and minimises J (see `objective`), with
 the learning rate of its step, gradients clipped by norm and then elementwise, and (optionally) an
-exponential moving average of the weights, which is then the model evaluated and returned.
+exponential moving average of the weights, which is then the model evaluated and returned. With
+`classifier_shift` k the classification term gets the labelled images again, each translated by up
+to ±k pixels and binarised anew.
 Nothing inside an epoch waits for the device; the epoch's figures are read once at its end.
 All randomness comes from one generator whose state is saved in the checkpoint, so a resumed run
 continues exactly as the uninterrupted one would have.
