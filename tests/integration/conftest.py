@@ -3,13 +3,11 @@
 
 import os
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from process_harness import Process
+from process_harness import Process, wait_until_healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,16 +41,8 @@ def start_api(processes, tmp_path, unused_port):
             name, [str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(unused_port)],
             env, tmp_path,
         )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.alive(), f"the API exited\n{process.tail()}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    return url, process
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the API did not come up\n{process.tail()}"
-            time.sleep(0.2)
+        wait_until_healthy(process, f"{url}/healthz", STARTUP_SECONDS)
+        return url, process
 
     return start
 
