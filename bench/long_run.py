@@ -1,8 +1,8 @@
 """The long run: one recipe on MNIST with 100 labels for a fixed time, its test error after every epoch.
 
-    taskset -c 0 .venv/bin/python bench/long_run.py --preset mnist-cpu --minutes 110 --threads 1 \
+    taskset -c 0 .venv/bin/python bench/long_run.py --preset mnist-cpu --minutes 62 --threads 1 \
         --set lr_schedule=cosine --out docs/long_run.jsonl
-    .venv/bin/python bench/plot_long_run.py docs/long_run.jsonl docs/long_run.png
+    .venv/bin/python bench/plot_long_run.py docs/long_run.jsonl --png docs/long_run.png
 
 The epochs are set from a short pilot so that training takes about `--minutes` of this process's
 CPU time (with one torch thread pinned to one core, that is its wall time). One JSON line is written
