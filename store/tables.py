@@ -1,5 +1,5 @@
 """Tables of the job store: jobs, their per-epoch progress, trained models, uploaded data sets and
-their label log."""
+their label log, Label Studio's projects, and the API's tokens."""
 
 from datetime import datetime
 from typing import Any
@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Index, Integer, S
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from store.db import Base, UTCDateTime, utcnow
+from store.scopes import Scope
 from store.status import JobStatus
 
 ID = String(32)
@@ -130,3 +131,33 @@ class LabelStudioTask(Base):
     dataset_id: Mapped[str] = mapped_column(ID, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
     task_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     image_index: Mapped[int] = mapped_column(Integer)
+
+
+class ApiToken(Base):
+    """A scoped API token made by `adgm token create`. Only the SHA-256 of the token is kept (a
+    token is 256 random bits, so a plain hash cannot be reversed by guessing). Revoked tokens stay,
+    so that `adgm token list` shows them; a name is unique among the tokens not revoked."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        Index("ix_api_tokens_active_name", "name", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[Scope] = mapped_column(
+        Enum(Scope, native_enum=False, length=16, values_callable=lambda scopes: [s.value for s in scopes])
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def state(self, now: datetime) -> str:
+        """"revoked", "expired" or "active" at `now`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
