@@ -68,6 +68,7 @@ def train(
     batch_size: Optional[int] = None,
     labelled_batch_size: Optional[int] = None,
     mc_samples: Optional[int] = None,
+    classifier_samples: Annotated[Optional[int], typer.Option(help="draws of a for the classification term")] = None,
     mc_average_softmax: Annotated[Optional[bool], typer.Option("--mc-average-softmax/--no-mc-average-softmax")] = None,
     learning_rate: Optional[float] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="step or cosine")] = None,

@@ -68,6 +68,7 @@ class TrainConfig:
     grad_clip: float | None = 5.0  # max global gradient norm (authors: 5); None disables
     grad_clip_value: float | None = None  # then each gradient element clipped to ±this (authors: 1)
     mc_samples: int = 1  # samples of (a, z) per example, folded into the batch
+    classifier_samples: int = 1  # S_c: draws of a of its own for the classification term; 1: the bound's samples
     mc_average_softmax: bool = True  # labelled cross-entropy on q(y|x) averaged over the samples (authors)
     weight_prior: bool = False  # N(0, 1) prior on the weights, its log density scaled by 1/N (authors)
     ema_decay: float | None = None  # exponential moving average of the weights, evaluated and saved
@@ -82,7 +83,8 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast for the networks; the bounds are still summed in float32
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "labelled_batch_size", "mc_samples", "checkpoint_every", "eval_samples"):
+        for name in ("epochs", "batch_size", "labelled_batch_size", "mc_samples", "classifier_samples",
+                     "checkpoint_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:

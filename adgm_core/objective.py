@@ -13,7 +13,9 @@ Objective to minimise, with α defaulting to 0.1 · N / N_labelled:
     J = mean L(x_l, y_l) + mean U(x_u) + α · mean[-log (1/S) Σ_s q(y_l | a_s, x_l)] - (1/N) log p(θ)
 
 The classification term takes the softmax averaged over the S samples of a (the authors' code; S = 1
-per sample when `samples` is 1), and the optional weight prior p(θ) = N(θ | 0, I) is scaled by 1/N.
+per sample when `samples` is 1), or over S_c draws of a of its own (`Noise.a_classifier`, the
+trainer's `classifier_samples`), which cost one q(a | x) and S_c passes of q(y | a, x) per labelled
+image instead of S passes of every network, and the optional weight prior p(θ) = N(θ | 0, I) is scaled by 1/N.
 Optionally (`x_c`, the trainer's `classifier_shift`) the classification term scores other images of
 the same labels, translated copies x' of x_l with their own a ~ q(a|x'), while L keeps x_l.
 Monte Carlo samples are folded into the batch: x is repeated S times and every copy draws its own
@@ -43,9 +45,12 @@ class Noise:
     z_labelled: Tensor  # (S·B_l, Z)
     a_unlabelled: Tensor  # (S·B_u, A)
     z_unlabelled: Tensor  # (K, S·B_u, Z): one z per enumerated label
+    a_classifier: Tensor | None = None  # (S_c, B_l, A): the classification term's own draws of a
 
     @classmethod
-    def draw(cls, model: ADGM, n_labelled: int, n_unlabelled: int, generator: torch.Generator, device) -> Noise:
+    def draw(cls, model: ADGM, n_labelled: int, n_unlabelled: int, generator: torch.Generator, device,
+             classifier_samples: int = 1, n_classified: int = 0) -> Noise:
+        """`classifier_samples` > 1 also draws S_c values of a for each of `n_classified` images."""
         c = model.config
 
         def normal(*shape: int) -> Tensor:
@@ -56,6 +61,7 @@ class Noise:
             normal(n_labelled, c.z_dim),
             normal(n_unlabelled, c.a_dim),
             normal(c.n_classes, n_unlabelled, c.z_dim),
+            normal(classifier_samples, n_classified, c.a_dim) if classifier_samples > 1 else None,
         )
 
 
@@ -123,6 +129,18 @@ def classifier_log_q_y(model: ADGM, x: Tensor, eps_a: Tensor) -> Tensor:
     return F.log_softmax(full_precision(model.classify(x, reparameterize(mu_a, log_var_a, eps_a))), dim=-1)
 
 
+def averaged_log_q_y(model: ADGM, x: Tensor, eps_a: Tensor) -> Tensor:
+    """log (1/S_c) Σ_s q(y | a_s, x) with a_s = μ(x) + σ(x) ε_s for eps_a (S_c, B, A): (B, K).
+
+    q(a | x) and the x part of q(y | a, x)'s first layer are computed once per image and broadcast
+    against the S_c draws.
+    """
+    mu_a, log_var_a = model.infer_a(x)
+    a = reparameterize(mu_a, log_var_a, eps_a)  # (S_c, B, A)
+    logits = model.classify(x, a)
+    return F.log_softmax(full_precision(logits), dim=-1).logsumexp(0) - math.log(len(eps_a))
+
+
 def mc_averaged_log_q_y(log_q_y: Tensor, samples: int) -> Tensor:
     """log (1/S) Σ_s q(y | a_s, x) for rows ordered as the batch repeated S times: (S·B, K) → (B, K)."""
     return log_q_y.reshape(samples, -1, log_q_y.shape[-1]).logsumexp(0) - math.log(samples)
@@ -143,14 +161,24 @@ def semi_supervised_loss(
     `prior_scale`: 1/N for the weight prior, 0 without it; `x_c`: other images of the labels y_l
     (e.g. translated copies of x_l) for the classification term only, which then draws its own
     a ~ q(a | x_c) with the labelled a-noise; None: the classification term uses x_l's sample of a.
+    With `noise.a_classifier` (S_c draws for each of the B_l labelled images), the classification
+    term instead averages q(y | a_s, x) over those S_c draws, on the first B_l rows of x_c (or x_l);
+    the bounds do not change.
     """
     labelled = labelled_bound(model, x_l, y_l, noise.a_labelled, noise.z_labelled, beta)
     unlabelled = unlabelled_bound(model, x_u, noise.a_unlabelled, noise.z_unlabelled, beta)
-    log_q_y = labelled.log_q_y if x_c is None else classifier_log_q_y(model, x_c, noise.a_labelled)
-    classification = F.nll_loss(mc_averaged_log_q_y(log_q_y, samples), y_l[: len(y_l) // samples])
+    n_l = len(y_l) // samples
+    if noise.a_classifier is not None:
+        log_q_y = averaged_log_q_y(model, (x_l if x_c is None else x_c)[:n_l], noise.a_classifier)
+        y_classified = y_l[:n_l]
+        classification = F.nll_loss(log_q_y, y_classified)
+    else:
+        log_q_y = labelled.log_q_y if x_c is None else classifier_log_q_y(model, x_c, noise.a_labelled)
+        y_classified = y_l
+        classification = F.nll_loss(mc_averaged_log_q_y(log_q_y, samples), y_l[:n_l])
     loss = -labelled.elbo.mean() - unlabelled.elbo.mean() + alpha * classification
     if prior_scale:
         loss = loss + prior_scale * weight_penalty(model)
     elbo = torch.cat([labelled.elbo, unlabelled.elbo]).mean()
-    correct = (log_q_y.argmax(-1) == y_l).sum()
+    correct = (log_q_y.argmax(-1) == y_classified).sum()
     return StepLoss(loss, elbo.detach(), correct.detach())

@@ -5,7 +5,8 @@ with a fresh Bernoulli draw, repeats them `mc_samples` times and minimises J (se
 the learning rate of its step, gradients clipped by norm and then elementwise, and (optionally) an
 exponential moving average of the weights, which is then the model evaluated and returned. With
 `classifier_shift` k the classification term gets the labelled images again, each translated by up
-to ±k pixels and binarised anew.
+to ±k pixels and binarised anew; with `classifier_samples` S_c > 1 it averages q(y | a, x) over S_c
+draws of a of its own.
 Nothing inside an epoch waits for the device; the epoch's figures are read once at its end.
 All randomness comes from one generator whose state is saved in the checkpoint, so a resumed run
 continues exactly as the uninterrupted one would have.
@@ -161,6 +162,7 @@ class Trainer:
         if checkpoint_dir is not None:
             self.restore(checkpoint_dir)
         S = c.mc_samples
+        classified_copies = 1 if c.classifier_samples > 1 else S  # rows the classification term scores
         self.model.train()
         while self.epoch < c.epochs:
             epoch = self.epoch + 1
@@ -178,7 +180,8 @@ class Trainer:
                 y_l = self.y_labelled[idx_l].repeat(S)
                 x_u = self._binarize(self.x_unlabelled[idx_u]).repeat(S, 1)
                 x_c = self._binarize(self._shift(self.x_labelled[idx_l])).repeat(S, 1) if c.classifier_shift else None
-                noise = Noise.draw(self.model, len(x_l), len(x_u), self.generator, self.device)
+                noise = Noise.draw(self.model, len(x_l), len(x_u), self.generator, self.device,
+                                   c.classifier_samples, c.labelled_batch_size)
                 beta = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
                 lr = self.learning_rate(self.step)
                 for group in self.optimizer.param_groups:
@@ -202,7 +205,7 @@ class Trainer:
                 epoch=epoch,
                 epochs=c.epochs,
                 elbo=elbo,
-                labelled_accuracy=correct.item() / (self.steps_per_epoch * c.labelled_batch_size * S),
+                labelled_accuracy=correct.item() / (self.steps_per_epoch * c.labelled_batch_size * classified_copies),
                 test_accuracy=self._test_accuracy(),
                 examples_per_second=self.steps_per_epoch * (c.batch_size + c.labelled_batch_size) / seconds,
                 eta_seconds=seconds * (c.epochs - epoch),

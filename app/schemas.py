@@ -50,6 +50,8 @@ class JobCreate(BaseModel):
     warmup_steps: Annotated[int | None, Field(ge=0, le=1_000_000, description="KL warm-up steps")] = None
     grad_clip: Annotated[float | None, Field(gt=0.0, le=1e6, description="Max global gradient norm")] = None
     grad_clip_value: Annotated[float | None, Field(gt=0.0, le=1e6, description="Then each element to ±this")] = None
+    classifier_samples: Annotated[int | None, Field(
+        ge=1, le=64, description="Draws of a of its own for the classification term; 1: the bound's samples")] = None
     mc_average_softmax: bool | None = Field(
         default=None, description="Labelled cross-entropy on q(y|x) averaged over the MC samples")
     weight_prior: bool | None = Field(default=None, description="N(0, 1) prior on the weights, scaled by 1/N")

@@ -229,3 +229,39 @@ def test_classification_on_other_images_changes_only_the_classification_term(mod
     torch.testing.assert_close(other.loss - plain.loss, expected, atol=1e-9, rtol=1e-9)
     assert abs(expected) > 1e-5  # the images differ enough for the test to see a swap (its tolerance is 1e-9)
     torch.testing.assert_close(other.elbo, plain.elbo)
+
+
+@pytest.mark.parametrize("use_shifted", [False, True])
+def test_classifier_draws_average_q_y_over_their_own_samples_of_a(model, use_shifted):
+    """Noise.a_classifier (S_c draws per labelled image): the cross-entropy is -log (1/S_c) Σ_s q(y | a_s, x)
+    on the first B_l rows of x_c (or x_l), per example and per draw against the reference; the bounds and
+    the MC-repeated batch (S = 2) are unchanged."""
+    for p in model.parameters():
+        p.data.mul_(0.3)
+    x_l, y_l = batch(4)
+    x_u, _ = batch(3)
+    x_c = 1 - x_l if use_shifted else None
+    S, S_c, alpha = 2, 5, 1.5
+    g = torch.Generator().manual_seed(8)
+    noise = Noise(torch.randn(S * 4, 2, generator=g), torch.randn(S * 4, 3, generator=g),
+                  torch.randn(S * 3, 2, generator=g), torch.randn(3, S * 3, 3, generator=g))
+    with_draws = Noise(noise.a_labelled, noise.z_labelled, noise.a_unlabelled, noise.z_unlabelled,
+                       torch.randn(S_c, 4, 2, generator=g))
+    args = (model, x_l.repeat(S, 1), y_l.repeat(S), x_u.repeat(S, 1))
+    repeated_c = None if x_c is None else x_c.repeat(S, 1)
+    plain = semi_supervised_loss(*args, noise, alpha, samples=S, x_c=repeated_c)
+    drawn = semi_supervised_loss(*args, with_draws, alpha, samples=S, x_c=repeated_c)
+
+    images = x_l if x_c is None else x_c
+    plain_ce, drawn_ce = [], []
+    for i in range(4):
+        def q_y(eps):
+            a, _ = sample_a(model, images[i], eps)
+            return Categorical(logits=model.q_y_logits(mlp(model.q_y_net, {"x": images[i], "a": a}, None, 3))).probs
+
+        plain_ce.append(-torch.log(torch.stack([q_y(noise.a_labelled[s * 4 + i]) for s in range(S)]).mean(0)[y_l[i]]))
+        drawn_ce.append(-torch.log(torch.stack([q_y(with_draws.a_classifier[s, i]) for s in range(S_c)]).mean(0)[y_l[i]]))
+    expected = alpha * (torch.stack(drawn_ce).mean() - torch.stack(plain_ce).mean())
+    torch.testing.assert_close(drawn.loss - plain.loss, expected, atol=1e-9, rtol=1e-9)
+    assert abs(expected) > 1e-5  # other draws of a: the test can see a swap of the two
+    torch.testing.assert_close(drawn.elbo, plain.elbo)

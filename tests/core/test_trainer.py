@@ -69,7 +69,7 @@ def _trained_parameters(split, seed):
 
 
 RECIPE = dict(lr_schedule="cosine", lr_warmup_steps=3, ema_decay=0.9, grad_clip_value=1.0, weight_prior=True,
-              classifier_shift=2)
+              classifier_shift=2, classifier_samples=4)
 
 
 @pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["defaults", "recipe-switches"])
@@ -228,3 +228,20 @@ def test_the_classification_term_gets_translated_copies_of_the_labelled_images(s
             assert matches, "a classifier input that is no translation of its labelled image by at most 2 pixels"
             offsets |= matches
     assert len(offsets) > 5  # offsets are drawn, not fixed
+
+
+@pytest.mark.parametrize("classifier_samples", [1, 6])
+def test_the_classification_term_gets_draws_of_a_of_its_own(small_split, classifier_samples):
+    """S_c > 1: each step's noise holds S_c draws of a for each labelled image of the batch (not the
+    MC-repeated batch); S_c = 1 draws none, so the defaults train as before."""
+    trainer = Trainer(MODEL, config(epochs=1, classifier_samples=classifier_samples), small_split)
+    seen = []
+    step = trainer.step_fn
+    trainer.step_fn = lambda x_l, y_l, x_u, noise, beta, x_c: seen.append(noise) or step(x_l, y_l, x_u, noise, beta, x_c)
+    trainer.fit()
+    assert len(seen) == trainer.steps_per_epoch
+    if classifier_samples == 1:
+        assert all(noise.a_classifier is None for noise in seen)
+        return
+    assert all(noise.a_classifier.shape == (6, 20, MODEL.a_dim) for noise in seen)
+    assert not torch.equal(seen[0].a_classifier, seen[1].a_classifier)  # fresh draws every step

@@ -73,7 +73,7 @@ RECIPE_SWITCHES = {
     "activation": "elu", "batch_norm": False, "labelled_batch_size": 50, "lr_schedule": "cosine", "lr_decay": 0.5,
     "lr_decay_every": 3, "lr_warmup_steps": 20, "warmup_steps": 100, "grad_clip": 2.0, "grad_clip_value": 1.0,
     "mc_average_softmax": False, "weight_prior": True, "ema_decay": 0.99, "alpha": 7.5, "eval_samples": 3,
-    "bf16": True, "classifier_shift": 2,
+    "bf16": True, "classifier_shift": 2, "classifier_samples": 5,
 }
 
 
@@ -95,7 +95,7 @@ def test_every_training_parameter_of_the_core_can_be_set_over_http(client):
         ("activation", "swish"), ("lr_schedule", "linear"), ("lr_decay", 0), ("lr_decay", 1.5),
         ("ema_decay", 1.0), ("ema_decay", 0), ("alpha", 0), ("eval_samples", 0), ("eval_samples", 201),
         ("grad_clip_value", -1.0), ("lr_warmup_steps", -1), ("batch_norm", "yes"), ("labelled_batch_size", 0),
-        ("classifier_shift", -1), ("classifier_shift", 9),
+        ("classifier_shift", -1), ("classifier_shift", 9), ("classifier_samples", 0), ("classifier_samples", 65),
         ("labels_per_class", 0), ("labels_per_class", 1001), ("epochs", 0), ("epochs", 2001),
         ("hidden", []), ("hidden", [4]), ("hidden", [64, 64, 64, 64, 64]), ("hidden", [4096]),
         ("z_dim", 0), ("a_dim", 513), ("learning_rate", 0), ("learning_rate", 2.0), ("batch_size", 4),
