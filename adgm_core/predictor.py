@@ -19,7 +19,7 @@ from adgm_core.generation import analogies, sample
 from adgm_core.model import ADGM
 from adgm_core.novelty import draw_bound_noise, negative_bound, novelty_score
 
-CLASSIFY_SAMPLES = 16  # draws of a averaged in q(y | x)
+CLASSIFY_SAMPLES = 16  # draws of a averaged in q(y | x) for cards that do not name their eval_samples
 
 
 class Predictor:
@@ -29,7 +29,9 @@ class Predictor:
         self.config: ModelConfig = model.config
         self.device = next(model.parameters()).device
         generator = torch.Generator(self.device).manual_seed(0)
-        self._eps_y = draw_class_noise(model, CLASSIFY_SAMPLES, generator)
+        # the draws the model was evaluated (and chosen) with at training
+        samples = card.get("train", {}).get("eval_samples", CLASSIFY_SAMPLES)
+        self._eps_y = draw_class_noise(model, samples, generator)
         self._eps_a, self._eps_z = draw_bound_noise(model, card["novelty"]["samples"], generator)
 
     @classmethod

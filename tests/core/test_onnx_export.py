@@ -24,10 +24,12 @@ def digits():
 
 @pytest.fixture(scope="module")
 def model_dir(digits, tmp_path_factory):
-    """One epoch with batch norm (running statistics in eval mode) and an EMA of the weights."""
+    """One epoch with batch norm (running statistics in eval mode), an EMA of the weights, draws of a of
+    the classification term's own, and 6 draws of a at evaluation (what the served q(y|x) averages)."""
     split = semi_supervised_split(digits[0], labels_per_class=10, seed=0)
     config = ModelConfig(a_dim=8, z_dim=8, hidden=(64, 32), batch_norm=True)
-    trainer = Trainer(config, TrainConfig(epochs=1, learning_rate=1e-3, ema_decay=0.99), split)
+    trainer = Trainer(config, TrainConfig(epochs=1, learning_rate=1e-3, ema_decay=0.99, classifier_samples=5,
+                                              eval_samples=6), split)
     result = trainer.fit()
     directory = tmp_path_factory.mktemp("models") / "bn"
     save_model(directory, result.model, result.card)
@@ -44,6 +46,7 @@ def test_the_onnx_classifier_gives_the_predictors_probabilities(model_dir, digit
     images = digits[1].images[:100]
     expected, _novelty = predictor.classify(images)
     onnx_bytes = export_onnx(predictor)
+    assert predictor._eps_y.shape[0] == 6  # the card's eval_samples
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     (image,) = session.get_inputs()
     assert image.name == "image" and image.type == "tensor(uint8)" and image.shape[1:] == [28, 28]

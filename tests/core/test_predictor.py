@@ -116,3 +116,27 @@ def test_an_images_answer_does_not_depend_on_the_rest_of_the_batch(predictor, di
     alone, novelty_alone = predictor.classify(images[7:8])
     np.testing.assert_allclose(alone[0], together[7], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(novelty_alone[0], novelty_together[7], atol=1e-6)
+
+
+def test_classify_averages_the_draws_of_a_the_model_was_evaluated_with(model_dir, digits):
+    """q(y | x) served = (1/S) Σ_s softmax q(y | a_s, x) over exactly the card's eval_samples draws, against
+    a per-draw loop; a card without eval_samples (older models) keeps the 16 draws it was served with."""
+    import torch
+
+    from adgm_core.checkpoint import load_model
+    from adgm_core.predictor import CLASSIFY_SAMPLES
+
+    model, card = load_model(model_dir)
+    assert card["train"]["eval_samples"] == 10
+    images = digits[1].images[:50]
+    for samples, served_card in [(7, {**card, "train": {**card["train"], "eval_samples": 7}}),
+                                 (CLASSIFY_SAMPLES, {**card, "train": {}})]:
+        predictor = Predictor(model, served_card)
+        assert predictor._eps_y.shape == (samples, 1, model.config.a_dim)
+        probabilities, _ = predictor.classify(images)
+        x = torch.as_tensor(images.reshape(len(images), -1)).float() / 255
+        with torch.no_grad():
+            mu, log_var = model.infer_a(x)
+            per_draw = [torch.softmax(model.classify(x, mu + torch.exp(0.5 * log_var) * eps[0]), -1)
+                        for eps in predictor._eps_y]
+        np.testing.assert_allclose(probabilities, torch.stack(per_draw).mean(0).numpy(), atol=1e-6)
