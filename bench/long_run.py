@@ -1,13 +1,15 @@
-"""The long run: one recipe on MNIST with 100 labels for a fixed time, its test error after every epoch.
+"""The long run: one recipe on MNIST with 100 labels, its test error after every epoch.
 
-    taskset -c 0 .venv/bin/python bench/long_run.py --preset mnist-cpu --minutes 62 --threads 1 \
-        --set lr_schedule=cosine --out docs/long_run.jsonl
-    .venv/bin/python bench/plot_long_run.py docs/long_run.jsonl --png docs/long_run.png
+    taskset -c 0 .venv/bin/python bench/long_run.py --preset mnist-long --threads 1 \
+        --checkpoint-dir runs/long0 --out docs/long_run_mnist_long_seed0.jsonl
+    .venv/bin/python bench/plot_long_run.py docs/long_run_mnist_long_seed0.jsonl --png docs/long_run.png
 
-The epochs are set from a short pilot so that training takes about `--minutes` of this process's
-CPU time (with one torch thread pinned to one core, that is its wall time). One JSON line is written
-per epoch as it ends, so an interrupted run keeps its curve: `train_seconds` counts training only,
-not the test evaluation after each epoch (S = `eval_samples` draws of a on all 10,000 test images).
+The preset's epochs are trained, or with `--minutes` as many as a short pilot says fit in that much
+of this process's CPU time (with one torch thread pinned to one core, that is its wall time). One
+JSON line is written per epoch as it ends, so an interrupted run keeps its curve: `train_seconds`
+counts training only, not the test evaluation after each epoch (S = `eval_samples` draws of a on all
+10,000 test images). With `--checkpoint-dir` the training state is saved after every epoch and a
+second call with the same arguments resumes where the first stopped, appending to `--out`.
 The last line holds the judged fidelity of the final model's samples (bench/judge.py).
 """
 
@@ -35,7 +37,9 @@ def main() -> None:
     parser.add_argument("--preset", choices=list(PRESETS), default="mnist-cpu")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--seed", type=int, default=0, help="the label draw")
-    parser.add_argument("--minutes", type=float, default=110.0, help="CPU minutes of training")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="CPU minutes of training (default: the preset's epochs)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="save every epoch; resume from it")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mnist-dir", default="../shared/data/mnist")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per epoch")
@@ -46,9 +50,15 @@ def main() -> None:
     params = resolve(args.preset, **overrides, seed=args.seed)
     train_set, test_set = load_builtin("mnist", mnist_dir=args.mnist_dir)
     split = semi_supervised_split(train_set, params["labels_per_class"], params["seed"])
-    params["epochs"] = epochs_for_budget(params, split, train_set, args.minutes * 60)
-    model_config, train_config = configs_for(train_set, params, device="cpu")
+    previous = _rows_before_resume(args.out, args.checkpoint_dir)
+    if previous:
+        params["epochs"] = previous[0]["params"]["epochs"]
+    elif args.minutes is not None:
+        params["epochs"] = epochs_for_budget(params, split, train_set, args.minutes * 60)
+    model_config, train_config = configs_for(train_set, params, device="cpu", checkpoint_every=1)
     trainer = Trainer(model_config, train_config, split)
+    if args.checkpoint_dir is not None and trainer.restore(args.checkpoint_dir):
+        previous = [row for row in previous if row.get("epoch", 0) <= trainer.epoch]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out = args.out.open("w")
@@ -57,9 +67,16 @@ def main() -> None:
         out.write(json.dumps(row) + "\n")
         out.flush()
 
-    write({"preset": args.preset, "overrides": overrides, "params": params, "threads": args.threads,
-           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
     clock = {"train": 0.0, "cpu": 0.0, "since": time.perf_counter(), "cpu_since": time.process_time()}
+    for row in previous:
+        write(row)
+        clock["train"], clock["cpu"] = row.get("train_seconds", 0.0), row.get("train_cpu_seconds", 0.0)
+    if not previous:
+        write({"preset": args.preset, "overrides": overrides, "params": params, "threads": args.threads,
+               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+    else:
+        write({"resumed": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "after_epoch": trainer.epoch})
+    clock["since"], clock["cpu_since"] = time.perf_counter(), time.process_time()
 
     def on_epoch(report: EpochReport) -> None:
         clock["train"] += time.perf_counter() - clock["since"]
@@ -74,7 +91,7 @@ def main() -> None:
                "load_average": round(os.getloadavg()[0], 2)})
         clock["since"], clock["cpu_since"] = time.perf_counter(), time.process_time()
 
-    result = trainer.fit(on_epoch=on_epoch)
+    result = trainer.fit(on_epoch=on_epoch, checkpoint_dir=args.checkpoint_dir)
     judge = load_judge(train_set)
     judged = fidelity(Predictor(result.model, result.card), judge)
     write({"final": True, "test_error": round(error_rate(result.model, test_set.images, test_set.labels,
@@ -82,6 +99,14 @@ def main() -> None:
            "fidelity": round(judged["mean"], 4), "fidelity_min": judged["min"],
            "fidelity_per_label": judged["per_label"],
            "self_consistency": round(result.card["metrics"]["self_consistency"], 4)})
+
+
+def _rows_before_resume(out: Path, checkpoint_dir: Path | None) -> list[dict]:
+    """The rows an interrupted run wrote, when it is to be resumed (a checkpoint directory is given)."""
+    if checkpoint_dir is None or not out.exists() or not (checkpoint_dir).exists():
+        return []
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return rows if rows and "params" in rows[0] else []
 
 
 if __name__ == "__main__":

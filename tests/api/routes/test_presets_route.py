@@ -6,7 +6,7 @@ from adgm_core.presets import DEFAULT_PRESET, PRESETS
 def test_presets_are_the_cores_with_their_expected_figures(client):
     answer = client.get("/presets").json()
     assert answer["default"] == DEFAULT_PRESET == "quick"
-    assert [preset["name"] for preset in answer["presets"]] == list(PRESETS) == ["quick", "mnist-cpu", "paper"]
+    assert [preset["name"] for preset in answer["presets"]] == list(PRESETS) == ["quick", "mnist-cpu", "mnist-long", "paper"]
     for preset in answer["presets"]:
         core = PRESETS[preset["name"]]
         assert (preset["description"], preset["expected"], preset["dataset"]) == (core.description, core.expected, core.dataset)
