@@ -65,6 +65,8 @@ def train(
     a_dim: Optional[int] = None,
     skip: Annotated[Optional[bool], typer.Option("--skip/--no-skip", help="SDGM or the ADGM without skip connections")] = None,
     batch_norm: Annotated[Optional[bool], typer.Option("--batch-norm/--no-batch-norm")] = None,
+    deterministic_a: Annotated[Optional[bool], typer.Option(
+        "--deterministic-a/--stochastic-a", help="q(a|x) a point mass at its mean (the authors' ablation)")] = None,
     batch_size: Optional[int] = None,
     labelled_batch_size: Optional[int] = None,
     mc_samples: Optional[int] = None,

@@ -26,6 +26,7 @@ class ModelConfig:
     activation: str = "relu"
     skip: bool = True
     batch_norm: bool = False  # after every hidden layer, as the authors' code; False in cards written before it
+    deterministic_a: bool = False  # the authors' ablation: q(a | x) a point mass at μ(x)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x_shape", tuple(int(s) for s in self.x_shape))

@@ -16,6 +16,9 @@ Inference model q_φ:
 With `skip=True` this is the SDGM of the same paper, where a is a latent of the generative model:
 p(a | y, z) replaces p(a | x, y, z) and p(x | a, y, z) replaces p(x | y, z).
 
+`deterministic_a` is the authors' ablation of q(a | x) to a point mass at μ_φ(x); its log-variance is
+fixed so small that a = μ_φ(x) and log q(a | x) no longer depends on the parameters.
+
 Every network is an MLP with `config.hidden` layers (generative ones reversed), batch-normalised when
 `config.batch_norm` (train mode: batch statistics; eval mode: running ones). Label arguments are
 class indices; shape (K, 1) against inputs of shape (B, ·) evaluates all K labels at once.
@@ -23,10 +26,14 @@ class indices; shape (K, 1) against inputs of shape (B, ·) evaluates all K labe
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from adgm_core.config import ModelConfig
 from adgm_core.layers import GaussianHead, MultiInputMLP
+
+
+DETERMINISTIC_LOG_VAR = -30.0  # σ ≈ 3e-7: a = μ(x) to float precision, and log q(a | x) a constant
 
 
 class ADGM(nn.Module):
@@ -55,8 +62,11 @@ class ADGM(nn.Module):
             nn.init.zeros_(logits.bias)
 
     def infer_a(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """q(a | x): mean and log-variance."""
-        return self.q_a(self.q_a_net(x=x))
+        """q(a | x): mean and log-variance (fixed tiny with `deterministic_a`)."""
+        mu, log_var = self.q_a(self.q_a_net(x=x))
+        if self.config.deterministic_a:
+            log_var = torch.full_like(mu, DETERMINISTIC_LOG_VAR)
+        return mu, log_var
 
     def classify(self, x: Tensor, a: Tensor) -> Tensor:
         """q(y | a, x): unnormalised log-probabilities (logits)."""

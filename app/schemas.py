@@ -41,6 +41,7 @@ class JobCreate(BaseModel):
     mc_samples: Annotated[int | None, Field(ge=1, le=64)] = None
     activation: Literal[ACTIVATIONS] | None = None
     batch_norm: bool | None = Field(default=None, description="Batch normalisation after every hidden layer")
+    deterministic_a: bool | None = Field(default=None, description="q(a|x) a point mass at its mean (ablation)")
     labelled_batch_size: Annotated[int | None, Field(ge=1, le=4096)] = None
     lr_schedule: Literal[LR_SCHEDULES] | None = Field(
         default=None, description="'step': x lr_decay every lr_decay_every epochs; 'cosine': to 0 at the last step")

@@ -74,6 +74,7 @@ RECIPE_SWITCHES = {
     "lr_decay_every": 3, "lr_warmup_steps": 20, "warmup_steps": 100, "grad_clip": 2.0, "grad_clip_value": 1.0,
     "mc_average_softmax": False, "weight_prior": True, "ema_decay": 0.99, "alpha": 7.5, "eval_samples": 3,
     "bf16": True, "classifier_shift": 2, "classifier_samples": 5,
+    "deterministic_a": True,
 }
 
 
