@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adgm_core.checkpoint import CheckpointError, save_model
+from adgm_core.cpu import check_bf16
 from adgm_core.data import DataError, ImageSet, load_builtin, load_npz, semi_supervised_split
 from adgm_core.data.sources import BUILTIN_NAMES
 from adgm_core.evaluation import error_rate
@@ -89,7 +90,7 @@ def train(
     checkpoint_every: int = 5,
     device: str = "auto",
     compile: bool = False,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast for the networks (GPU)")] = None,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast for the networks (GPU, or a CPU with native bf16)")] = None,
 ) -> None:
     """Train a model on a few labels and all images as unlabelled data, then save it.
 
@@ -107,6 +108,7 @@ def train(
         split = semi_supervised_split(train_set, params["labels_per_class"], params["seed"])
         model_config, train_config = configs_for(train_set, params, device=device, checkpoint_every=checkpoint_every,
                                                  compile=compile)
+        check_bf16(train_config.bf16, train_config.device)
     except (DataError, ValueError) as error:
         raise fail(str(error)) from None
     trainer = Trainer(model_config, train_config, split, test_set)

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from adgm_core.acquisition import select
+from adgm_core.cpu import check_bf16
 from adgm_core.data import DataError, ImageSet, labelled_split, semi_supervised_split
 from adgm_core.data.uploads import Limits, load_upload
 from adgm_core.images import png_grid
@@ -45,8 +46,11 @@ class ModelNotFound(LookupError):
 def create_job(runtime: Runtime, body: JobCreate) -> JobPublic:
     """Queues a job and wakes a worker. Raises DataError (→ 422) when the data set is unknown or
     cannot give the labels asked for, IncompatibleModel (→ 409) for a warm start from a model that
-    does not fit, and QueueFull (→ 429) when too many jobs wait."""
+    does not fit, NoNativeBf16 (→ 422) for bf16 where the embedded workers would train on a CPU
+    without native bfloat16, and QueueFull (→ 429) when too many jobs wait."""
     params = body.params()
+    if runtime.settings.embedded:  # its workers train on this machine; a Celery worker checks its own
+        check_bf16(params["bf16"], runtime.settings.device)
     train, _test, version = load_labelled(runtime.settings, runtime.sessions, body.dataset)
     # a partly labelled upload trains on every label it has, unless labels_per_class is asked for
     partly_labelled = body.dataset not in BUILTIN and bool((train.labels < 0).any())

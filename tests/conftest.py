@@ -273,3 +273,14 @@ def judge(bench_judge, mnist_dir):
     """The independent CNN trained on all 60,000 labelled MNIST images (about a minute on 2 cores;
     cached in bench/.cache)."""
     return bench_judge.load_judge(load_mnist(mnist_dir)[0])
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """fake_cpu(*flags): adgm_core.cpu reads a CPU named "Fake CPU" with these flags, not this machine's."""
+    from adgm_core import cpu
+
+    def fake(*flags: str) -> None:
+        monkeypatch.setattr(cpu, "cpu_info", lambda: cpu.CpuInfo("Fake CPU", frozenset(flags)))
+
+    return fake

@@ -9,6 +9,7 @@ import torch
 from sqlalchemy.exc import SQLAlchemyError
 
 from adgm_core.checkpoint import load_model
+from adgm_core.cpu import check_bf16
 from adgm_core.data import labelled_split, semi_supervised_split
 from adgm_core.presets import configs_for
 from adgm_core.trainer import EpochReport, Trainer, TrainingCancelled
@@ -108,6 +109,7 @@ class JobRunner:
         model_config, train_config = configs_for(
             train, params, device=self.settings.device, checkpoint_every=self.settings.checkpoint_every
         )
+        check_bf16(train_config.bf16, train_config.device)  # this worker's CPU: a Celery worker's is not the API's
         init = self._initial_weights(params["init_model"]) if params.get("init_model") else None
         trainer = Trainer(model_config, train_config, split, test=test, init_weights=init)
 

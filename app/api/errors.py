@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
+from adgm_core.cpu import NoNativeBf16
 from adgm_core.data import DataError
 from adgm_core.images import ImageError
 from app.core.body_limit import too_large_detail
@@ -91,6 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DataError, lambda request, error: _detail(request, 422, str(error)))
+    app.add_exception_handler(NoNativeBf16, lambda request, error: _detail(request, 422, str(error)))
     app.add_exception_handler(UploadTooLarge, lambda request, error: _detail(request, 413, str(error)))
     app.add_exception_handler(LabelError, lambda request, error: _detail(request, 422, str(error)))
     app.add_exception_handler(DatasetNotFound, lambda request, error: _detail(request, 404, str(error)))

@@ -115,3 +115,13 @@ def test_a_worker_presumed_dead_stops_and_finishes_nothing(settings, store):
     done = read(store, job.id)
     assert done.status == JobStatus.QUEUED and done.model_id is None and done.finished_at is None
     assert (settings.artifacts.training_states_dir / job.id / "state.json").is_file()  # kept for the next worker
+
+
+def test_bf16_on_a_cpu_without_native_bf16_fails_the_job_with_the_reason(settings, store, fake_cpu):
+    """A Celery worker's CPU is not the API's, so the worker checks its own before training."""
+    fake_cpu("avx2", "fma")
+    job = store.create({**TINY, "bf16": True}, "digits5k", None)
+    assert JobRunner(settings.model_copy(update={"device": "cpu"}), store).run(job.id) == "failed"
+    failed = read(store, job.id)
+    assert "no native bfloat16" in failed.error and "Fake CPU" in failed.error
+    assert history(store, job.id) == [] and failed.model_id is None

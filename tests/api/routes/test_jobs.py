@@ -78,10 +78,11 @@ RECIPE_SWITCHES = {
 }
 
 
-def test_every_training_parameter_of_the_core_can_be_set_over_http(client):
+def test_every_training_parameter_of_the_core_can_be_set_over_http(client, fake_cpu):
     from adgm_core.presets import PARAMETERS
     from app.schemas import JobCreate
 
+    fake_cpu("avx2", "avx512_bf16")  # bf16 is refused on a CPU without it (test_bf16_needs_a_native_bf16_cpu)
     assert set(PARAMETERS) <= set(JobCreate.model_fields)
     job = client.post("/train", json={**TINY, **RECIPE_SWITCHES}).json()
     assert {name: job["params"][name] for name in RECIPE_SWITCHES} == RECIPE_SWITCHES
@@ -110,6 +111,20 @@ def test_train_rejects_an_out_of_bounds_field(client, field, value):
     assert response.status_code == 422
     assert any(field in error["loc"] for error in response.json()["detail"])
     assert client.get("/jobs").json()["jobs"] == []
+
+
+def test_bf16_needs_a_native_bf16_cpu(make_settings, start_client, fake_cpu):
+    client = start_client(make_settings(device="cpu"))
+    fake_cpu("sse4_2", "avx2", "fma")  # an AVX2 CPU: bf16 autocast would be emulated, several times slower
+    response = client.post("/train", json={**TINY, "bf16": True})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "Fake CPU" in detail and "no native bfloat16" in detail and "avx512_bf16" in detail
+    assert '"bf16": false' in detail and "GPU" in detail
+    assert client.get("/jobs").json()["jobs"] == []
+    assert client.post("/train", json={**TINY, "bf16": False}).status_code == 202
+    fake_cpu("avx2", "amx_bf16")
+    assert client.post("/train", json={**TINY, "bf16": True}).json()["params"]["bf16"] is True
 
 
 def test_train_rejects_more_labels_than_the_data_set_has(client):
