@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from adgm_core.cpu import cpu_info
 from adgm_core.data import load_builtin, semi_supervised_split
 from adgm_core.data.sets import SemiSupervisedSplit
 from adgm_core.evaluation import error_rate
@@ -104,6 +105,7 @@ def main() -> None:
         print(json.dumps({k: v for k, v in runs[-1].items() if k != "fidelity_per_label"}), flush=True)
     mean = lambda key: round(statistics.mean(r[key] for r in runs), 4)  # noqa: E731
     summary = {"preset": args.preset, "data": data, "overrides": overrides, "threads": torch.get_num_threads(),
+               "cpu": cpu_info().as_dict(),
                "load_average": os.getloadavg(), "test_accuracy": mean("test_accuracy"), "fidelity": mean("fidelity"),
                "fidelity_min": min(r["fidelity_min"] for r in runs), "train_seconds": mean("train_seconds"),
                "self_consistency": mean("self_consistency")}

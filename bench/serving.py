@@ -34,6 +34,7 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from adgm_core.cpu import cpu_info  # noqa: E402
 from adgm_core.data import load_builtin  # noqa: E402
 from store.config import Settings  # noqa: E402
 from store.db import make_engine, make_sessionmaker
@@ -55,7 +56,7 @@ def train_model(state: Path) -> tuple[str, str]:
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = JobStore(make_sessionmaker(engine))
-    params = JobCreate(epochs=1, name="serving benchmark").model_dump()
+    params = JobCreate(epochs=1, name="serving benchmark").params()
     job = store.create(params, params["dataset"], params["name"])
     assert JobRunner(settings, store).run(job.id) == "succeeded"
     with store.sessions() as session:
@@ -87,7 +88,8 @@ class Server:
             except httpx.TransportError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start; see {self.log.name}")
+                self.stop()
+                raise RuntimeError(f"uvicorn did not start; its log ends:\n{Path(self.log.name).read_text()[-3000:]}")
             time.sleep(0.2)
 
     def peak_rss_mib(self) -> float:
@@ -156,7 +158,7 @@ class Bench:
                 response = client.request(call.method, call.path, headers=call.headers, content=call.body or None)
                 assert response.status_code == call.status, response.text
                 assert call.check is None or call.check(response), f"{call.path}: unexpected answer"
-        self.load(url, mix, 4, seconds=2)
+        self.load(url, mix, 4, seconds=min(2.0, self.seconds))
 
 
 def floor(bench: Bench, server: Server, routes: dict[str, Call], connections: int = 32) -> dict:
@@ -212,7 +214,8 @@ def main() -> None:
     args = parser.parse_args()
     scenarios = args.only or ["floor", "mixed", "training"]
     bench = Bench(args.generator, args.seconds)
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+    results = {"machine": {"cpu": cpu_info().as_dict(), "platform": platform.platform(),
+                           "python": platform.python_version(),
                            "generator": args.generator, "seconds_per_run": args.seconds}}
     with tempfile.TemporaryDirectory(prefix="adgm-serving-") as directory:
         state = Path(directory)

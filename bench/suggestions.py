@@ -22,9 +22,10 @@ def main() -> None:
     parser.add_argument("--mnist-dir", default="../shared/data/mnist")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=None, help="score the first N training images (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    images = load_mnist(args.mnist_dir)[0].images
+    images = load_mnist(args.mnist_dir)[0].images[:args.pool]
     model = ADGM(ModelConfig()).eval()  # timing only: the weights do not change the work
     times = {(s, d): [] for s in STRATEGIES for d in (False, True)}
     for _ in range(args.repeats):

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from adgm_core.config import ModelConfig, TrainConfig
+from adgm_core.cpu import cpu_info
 from adgm_core.data import load_mnist, semi_supervised_split
 from adgm_core.data.sets import SemiSupervisedSplit
 from adgm_core.presets import PRESETS, configs_for, resolve
@@ -104,7 +105,8 @@ def main() -> None:
                "ratio_bf16": round(median["trainer_bf16"] / median["reference"], 2)}
         results.append(row)
         print(json.dumps(row), flush=True)
-    print(json.dumps({"torch": torch.__version__, "numpy": np.__version__, "results": results}))
+    print(json.dumps({"torch": torch.__version__, "numpy": np.__version__, "cpu": cpu_info().as_dict(),
+                      "results": results}))
 
 
 if __name__ == "__main__":
