@@ -6,6 +6,8 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
+from app.api.access import document
+from app.api.authentication import Authentication
 from app.api.errors import install_error_handlers
 from app.api.main import api_router
 from app.api.routes.pages import STATIC_DIR
@@ -16,7 +18,9 @@ from store.config import Settings, get_settings
 
 DESCRIPTION = (
     "Train the Auxiliary Deep Generative Model on data with few labels, then sample digits of a chosen "
-    "class and classify uploaded images. With ADGM_API_KEY set, POST and DELETE need `Authorization: Bearer`."
+    "class and classify uploaded images. With ADGM_API_KEY set, every route but the probes, the page, this "
+    "description and the presets needs `Authorization: Bearer <key>`: that admin key, or a token of scope infer, "
+    "label or admin made by `adgm token create`; each operation names the scope it needs."
 )
 
 
@@ -35,29 +39,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="adgm-serve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
         form_limits={"max_files": settings.max_classify_files, "max_fields": 100},
     )
+    app.add_middleware(Authentication, settings=settings)
     app.add_middleware(JSONBodyLimitErrors)
     app.add_middleware(LatencyMiddleware)
     install_error_handlers(app)
     app.include_router(api_router, max_body_size=settings.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    if settings.api_key is None:
-        document_open_access(app)
+    document_access(app, settings)
     return app
 
 
-def document_open_access(app: FastAPI) -> None:
-    """Without an API key nothing is authenticated: the OpenAPI document says so (no security
-    requirement, no 401), so that clients and schema-driven tests see the truth."""
+def document_access(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI document says what `Authentication` enforces (app.api.access): the security
+    requirement, 401 and 403 of each operation, or none without ADGM_API_KEY, so that clients and
+    schema-driven tests see the truth."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            schema = generate()
-            for operations in schema["paths"].values():
-                for operation in operations.values():
-                    operation.pop("security", None)
-                    operation["responses"].pop("401", None)
-            schema.get("components", {}).pop("securitySchemes", None)
+            document(generate(), settings)
         return app.openapi_schema
 
     app.openapi = openapi

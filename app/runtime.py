@@ -1,4 +1,4 @@
-"""What the API holds while it runs: job store, dispatcher, reaper, model cache and metrics."""
+"""What the API holds while it runs: job store, token store, dispatcher, reaper, model cache and metrics."""
 
 import logging
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from store.config import Settings
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobStore
 from store.schema import migrate
+from store.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker
     store: JobStore
+    tokens: TokenStore
     dispatcher: CeleryDispatcher | EmbeddedDispatcher
     reaper: Reaper
     models: ModelCache
@@ -48,7 +50,8 @@ class Runtime:
         mode = "embedded" if settings.embedded else "celery"
         log.info("adgm-serve started: %s mode, schema %s, artifacts in %s", mode, revision, settings.artifact_dir)
         return cls(
-            settings=settings, engine=engine, sessions=sessions, store=store, dispatcher=dispatcher,
+            settings=settings, engine=engine, sessions=sessions, store=store, tokens=TokenStore(sessions),
+            dispatcher=dispatcher,
             reaper=reaper, models=ModelCache(artifacts, settings.model_cache_size), metrics=Metrics(sessions),
         )
 

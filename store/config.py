@@ -37,7 +37,12 @@ class Settings(BaseSettings):
         default=None, description="Celery broker (redis://…); unset runs training in an embedded worker."
     )
     api_key: SecretStr | None = Field(
-        default=None, description="When set, POST and DELETE routes need `Authorization: Bearer <key>`."
+        default=None, description="When set, every route but the public ones needs `Authorization: Bearer <key>`: "
+                                  "this admin key, or a scoped token (`adgm token create`).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="A bearer token that opens GET /metrics and nothing else (for Prometheus), "
+                                  "checked when ADGM_API_KEY is set.",
     )
     mnist_dir: Path | None = Field(
         default_factory=_default_mnist_dir, description="Directory with the four MNIST IDX files."
@@ -119,7 +124,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Time-out of each image fetch from Label Studio."
     )
 
-    @field_validator("broker_url", "api_key", "mnist_dir", "worker_torch_threads", "mlflow_tracking_uri",
+    @field_validator("broker_url", "api_key", "metrics_token", "mnist_dir", "worker_torch_threads", "mlflow_tracking_uri",
                      "label_studio_url", "label_studio_api_key", "label_studio_username", "label_studio_password",
                      mode="before")
     @classmethod

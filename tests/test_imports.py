@@ -24,7 +24,8 @@ def test_the_api_does_not_load_the_worker():
     assert "worker" not in loaded_after("app.main")
 
 
-@pytest.mark.parametrize("module", ["store.jobs", "store.schema", "store.artifacts", "store.queue", "adgm_core.presets"])
+@pytest.mark.parametrize("module", ["store.jobs", "store.schema", "store.artifacts", "store.queue", "store.tokens", "store.cli",
+                                    "adgm_core.presets"])
 def test_the_shared_ground_loads_neither_side(module):
     loaded = loaded_after(module)
     assert "app" not in loaded and "worker" not in loaded and "fastapi" not in loaded

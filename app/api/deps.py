@@ -1,11 +1,9 @@
 """Dependencies shared by the routes, as `Annotated` aliases."""
 
-import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app import crud
@@ -36,28 +34,6 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-bearer = HTTPBearer(auto_error=False, description="Required on POST and DELETE when ADGM_API_KEY is set.")
-
-
-def require_api_key(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    """Routes that change state need `Authorization: Bearer <ADGM_API_KEY>` when a key is set."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials else b""
-    if not secrets.compare_digest(given, expected):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="This route needs the API key: send 'Authorization: Bearer <key>'."
-            if credentials is None else "The API key is wrong.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-ApiKeyDep = Depends(require_api_key)
 
 JobId = Annotated[str, Path(pattern=ID_PATTERN, description="32 lowercase hex characters")]
 ModelId = Annotated[str, Path(pattern=ID_PATTERN, description="32 lowercase hex characters")]

@@ -38,7 +38,8 @@ def _is_oip(request: Request) -> bool:
     return request.url.path == OIP_PREFIX or request.url.path.startswith(OIP_PREFIX + "/")
 
 
-def _detail(request: Request, status_code: int, detail, headers: dict | None = None) -> JSONResponse:
+def error_response(request: Request, status_code: int, detail, headers: dict | None = None) -> JSONResponse:
+    """The API's error answer: `{"detail": …}`, or `{"error": …}` on the inference protocol's routes."""
     if _is_oip(request):
         text = detail if isinstance(detail, str) else json.dumps(detail)
         return JSONResponse({"error": text}, status_code=status_code, headers=headers)
@@ -56,11 +57,11 @@ def _documented_methods(request: Request) -> str:
 
 async def _http_error(request: Request, error: StarletteHTTPException):
     if error.status_code == 413 and error.detail == "Content Too Large":  # Starlette's body limit
-        return _detail(request, 413, too_large_detail(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)))
+        return error_response(request, 413, too_large_detail(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)))
     if error.status_code == 405 and (allowed := _documented_methods(request)):
         error = StarletteHTTPException(405, detail=f"Method not allowed; use {allowed}.", headers={"Allow": allowed})
     if _is_oip(request):
-        return _detail(request, error.status_code, error.detail, error.headers)
+        return error_response(request, error.status_code, error.detail, error.headers)
     return await http_exception_handler(request, error)
 
 
@@ -79,30 +80,30 @@ async def _invalid_request(request: Request, error: RequestValidationError):
     """FastAPI's 422 list of field errors; `{"learning_rate": NaN}` must get it too, not a 500. The
     protocol's routes answer 400 with the list as text."""
     if _is_oip(request):
-        return _detail(request, 400, _json_safe(jsonable_encoder(error.errors())))
+        return error_response(request, 400, _json_safe(jsonable_encoder(error.errors())))
     return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, status_code=422)
 
 
 async def _server_error(request: Request, error: Exception):
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return _detail(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error; it has been logged.")
+    return error_response(request, status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error; it has been logged.")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(DataError, lambda request, error: _detail(request, 422, str(error)))
-    app.add_exception_handler(NoNativeBf16, lambda request, error: _detail(request, 422, str(error)))
-    app.add_exception_handler(UploadTooLarge, lambda request, error: _detail(request, 413, str(error)))
-    app.add_exception_handler(LabelError, lambda request, error: _detail(request, 422, str(error)))
-    app.add_exception_handler(DatasetNotFound, lambda request, error: _detail(request, 404, str(error)))
-    app.add_exception_handler(IncompatibleModel, lambda request, error: _detail(request, 409, str(error)))
-    app.add_exception_handler(ModelNotFound, lambda request, error: _detail(request, 404, f"Model {error} does not exist."))
-    app.add_exception_handler(ImageError, lambda request, error: _detail(request, IMAGE_ERROR_STATUS.get(error.kind, 422), str(error)))
-    app.add_exception_handler(ModelUnavailable, lambda request, error: _detail(request, 503, str(error)))
-    app.add_exception_handler(JobNotFound, lambda request, error: _detail(request, 404, f"Job {error} does not exist."))
-    app.add_exception_handler(JobFinished, lambda request, error: _detail(request, 409, str(error)))
-    app.add_exception_handler(QueueFull, lambda request, error: _detail(request, 429, str(error)))
-    app.add_exception_handler(ProtocolError, lambda request, error: _detail(request, error.status, str(error)))
-    app.add_exception_handler(LabelStudioError, lambda request, error: _detail(request, 422, str(error)))
+    app.add_exception_handler(DataError, lambda request, error: error_response(request, 422, str(error)))
+    app.add_exception_handler(NoNativeBf16, lambda request, error: error_response(request, 422, str(error)))
+    app.add_exception_handler(UploadTooLarge, lambda request, error: error_response(request, 413, str(error)))
+    app.add_exception_handler(LabelError, lambda request, error: error_response(request, 422, str(error)))
+    app.add_exception_handler(DatasetNotFound, lambda request, error: error_response(request, 404, str(error)))
+    app.add_exception_handler(IncompatibleModel, lambda request, error: error_response(request, 409, str(error)))
+    app.add_exception_handler(ModelNotFound, lambda request, error: error_response(request, 404, f"Model {error} does not exist."))
+    app.add_exception_handler(ImageError, lambda request, error: error_response(request, IMAGE_ERROR_STATUS.get(error.kind, 422), str(error)))
+    app.add_exception_handler(ModelUnavailable, lambda request, error: error_response(request, 503, str(error)))
+    app.add_exception_handler(JobNotFound, lambda request, error: error_response(request, 404, f"Job {error} does not exist."))
+    app.add_exception_handler(JobFinished, lambda request, error: error_response(request, 409, str(error)))
+    app.add_exception_handler(QueueFull, lambda request, error: error_response(request, 429, str(error)))
+    app.add_exception_handler(ProtocolError, lambda request, error: error_response(request, error.status, str(error)))
+    app.add_exception_handler(LabelStudioError, lambda request, error: error_response(request, 422, str(error)))
     app.add_exception_handler(Exception, _server_error)

@@ -13,7 +13,6 @@ def unprocessable(description: str) -> dict:
     return {422: {"model": UnprocessablePublic, "description": description}}
 
 
-UNAUTHORIZED = {401: error("Missing or wrong API key (only when ADGM_API_KEY is set)")}
 BODY_ERRORS = {
     400: error("Malformed body (not parseable as JSON or multipart)"),
     413: error("Body larger than the limit"),

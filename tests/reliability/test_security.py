@@ -1,10 +1,11 @@
 """Promise 7: with ADGM_API_KEY set, every route that changes state refuses a missing or wrong key
-and does what it should with the right one; reads stay open (the documented policy); body limits
-hold for declared and for streamed bodies; no request makes the server touch a path built from
-what the client sent; the containers run as an unprivileged user.
+and does what it should with the right one; every read but the public ones (app/api/access.py)
+refuses a missing or wrong key too, and no refused request changes anything; body limits hold for
+declared and for streamed bodies; no request makes the server touch a path built from what the
+client sent; the containers run as an unprivileged user.
 
 Routes are enumerated from the app's own OpenAPI document, so a new route fails these tests until
-it is given its place here.
+it is given its place here (tests/api/routes/test_access.py sweeps every route with every scope).
 """
 
 import io
@@ -62,7 +63,9 @@ def concrete(path: str, job_id: str, model_id: str, dataset_id: str = "digits5k"
 def state_of(client, settings) -> tuple:
     """What a state-changing request could change: jobs, models, data sets, files."""
     files = sorted(str(path.relative_to(settings.artifact_dir)) for path in settings.artifact_dir.rglob("*"))
-    return (client.get("/jobs").json(), client.get("/models").json(), client.get("/datasets").json(), files)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    return (client.get("/jobs", headers=auth).json(), client.get("/models", headers=auth).json(),
+            client.get("/datasets", headers=auth).json(), files)
 
 
 def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, trained_state, test_digits):
@@ -85,7 +88,7 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
                                               lambda body: len(body["outputs"][0]["data"]) == 10),
     }
     changing = [(method, path) for method, path in operations(client) if method in STATE_CHANGING
-                and not path.startswith("/label-studio/")]  # basic auth, for Label Studio: tests/api/routes/test_label_studio_backend.py
+                and not path.startswith("/label-studio/")]  # Label Studio's requests: tests/api/routes/test_label_studio_backend.py
     assert sorted(accepted) == changing, "a state-changing route without its case here"
 
     before = state_of(client, settings)
@@ -95,10 +98,10 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
         missing = client.request(method.upper(), url, **request)
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer", (method, path)
         answer = missing.json()  # {"error": …} on the Open Inference Protocol's routes
-        assert "API key" in answer.get("detail", answer.get("error", ""))
+        assert answer.get("detail", answer.get("error", "")).startswith("Missing API key")
         for wrong in WRONG:
             answer = client.request(method.upper(), url, headers={"Authorization": wrong}, **request)
-            assert answer.status_code == 401, (method, path, wrong)
+            assert answer.status_code == 401 and KEY not in answer.text, (method, path, wrong)
     assert state_of(client, settings) == before, "a refused request changed something"
 
     for method, path in sorted(changing, key=lambda route: route[0] == "delete"):  # DELETE last: classify needs the model
@@ -110,20 +113,36 @@ def test_every_state_changing_route_needs_the_key_and_works_with_it(keyed, train
             assert check(answer.json()), (method, path)
         if path == "/analogies":
             assert Image.open(io.BytesIO(answer.content)).size == (2 + 10 * 30, 2 + 30)
-    assert client.get(f"/models/{trained_state.model_id}").status_code == 404
+    assert client.get(f"/models/{trained_state.model_id}", headers={"Authorization": f"Bearer {KEY}"}).status_code == 404
 
 
-def test_reads_are_open_without_a_key(keyed, trained_state):
-    """docs/api.md: with a key, POST and DELETE need it; every GET stays open."""
-    client, _settings, _queued = keyed
+PUBLIC_READS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/label-studio/health", "/label-studio/",
+                "/presets"}
+
+
+def test_reads_need_the_key_except_the_public_ones(keyed, trained_state):
+    """docs/reliability.md: with a key, nothing a user uploaded or trained is readable without it;
+    the probes and the presets stay open."""
+    client, settings, _queued = keyed
     uploaded = client.post("/datasets", files={"file": ("d.npz", npz())}, headers={"Authorization": f"Bearer {KEY}"})
     reads = [path for method, path in operations(client) if method == "get"]
-    assert {"/jobs/{job_id}/events", "/sample", "/models/{model_id}", "/datasets/{dataset_id}/labels"} <= set(reads)
+    assert {"/jobs/{job_id}/events", "/sample", "/models/{model_id}", "/datasets/{dataset_id}/labels",
+            "/datasets/{dataset_id}/images/{index}", "/models/{model_id}/export", "/metrics"} <= set(reads)
+    assert PUBLIC_READS <= set(reads)
+    before = state_of(client, settings)
     for path in reads:
         url = concrete(path, trained_state.job_id, trained_state.model_id, uploaded.json()["id"])
         params = {"label": 1} if path == "/sample" else None
-        answer = client.get(url, params=params)
+        if path in PUBLIC_READS:
+            assert client.get(url, params=params).status_code == 200, path
+            continue
+        for wrong in [None, *WRONG]:
+            answer = client.get(url, params=params, headers={"Authorization": wrong} if wrong is not None else {})
+            assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer", (path, wrong)
+            assert KEY not in answer.text and b"\x89PNG" not in answer.content and b"adgm_jobs" not in answer.content
+        answer = client.get(url, params=params, headers={"Authorization": f"Bearer {KEY}"})
         assert answer.status_code == 200, (path, answer.text)
+    assert state_of(client, settings) == before
 
 
 def oip_request(image: np.ndarray) -> dict:
@@ -220,7 +239,7 @@ def test_no_route_touches_a_path_built_from_client_input(keyed):
             for method, path in operations(client):
                 if "{" in path:
                     client.request(method.upper(), re.sub(r"\{[^}]+\}", lambda _: hostile, path), headers=auth)
-            client.get("/sample", params={"label": 1, "model": hostile})
+            client.get("/sample", params={"label": 1, "model": hostile}, headers=auth)
             client.post("/classify", params={"model": hostile}, files={"files": (hostile, b"x")}, headers=auth)
             client.post("/train", json={"dataset": hostile, "name": hostile}, headers=auth)
             upload = client.post("/datasets", files={"file": (hostile, npz())}, data={"name": hostile}, headers=auth)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, File, Form, HTTPException, Path, Query, Res
 
 from adgm_core.acquisition import STRATEGIES
 from app import services
-from app.api.deps import ApiKeyDep, LoadedModelDep, RuntimeDep, SessionDep, SettingsDep
-from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
+from app.api.deps import LoadedModelDep, RuntimeDep, SessionDep, SettingsDep
+from app.api.responses import BODY_ERRORS, error, unprocessable
 from app.schemas import DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -32,8 +32,8 @@ def _size(value: str | None) -> tuple[int, int] | None:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, dependencies=[ApiKeyDep],
-    responses={**UNAUTHORIZED, **BODY_ERRORS, **unprocessable("Not a valid data set (the detail says why)")},
+    "", status_code=status.HTTP_201_CREATED,
+    responses={**BODY_ERRORS, **unprocessable("Not a valid data set (the detail says why)")},
 )
 def upload_dataset(
     file: Annotated[UploadFile, File(description=".npz (images/labels, or Keras x_train/y_train/x_test/y_test), "
@@ -67,12 +67,12 @@ def read_dataset(dataset_id: DatasetId, runtime: RuntimeDep, session: SessionDep
 def dataset_image(dataset_id: DatasetId, index: Annotated[int, Path(ge=0, le=10**7)], settings: SettingsDep) -> Response:
     """Training image `index` as a PNG, as the model sees it (ink bright on black)."""
     return Response(services.dataset_image(settings, dataset_id, index), media_type="image/png",
-                    headers={"Cache-Control": "max-age=86400, immutable"})
+                    headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
 @router.post(
-    "/{dataset_id}/labels", dependencies=[ApiKeyDep],
-    responses={**UNAUTHORIZED, **BODY_ERRORS, **NOT_FOUND,
+    "/{dataset_id}/labels",
+    responses={**BODY_ERRORS, **NOT_FOUND,
                **unprocessable("An index or label out of range, or an unknown class name")},
 )
 def add_labels(

@@ -1,43 +1,21 @@
 """A Label Studio ML backend under /label-studio: give Label Studio this URL as the model's URL
-(it appends the route names). Label Studio cannot send a bearer token, so the POST routes take
-HTTP basic auth instead: ADGM_LABEL_STUDIO_USERNAME / ADGM_LABEL_STUDIO_PASSWORD when set, else
-ADGM_API_KEY as the password when a key is set, else none (as every other route); reads are open.
+(it appends the route names). Label Studio cannot send a bearer token, so these routes also take
+HTTP basic auth with a token as the password (app/api/authentication.py): an `infer` token is
+enough for setup and predictions, the webhook needs `label`.
 """
 
-import secrets
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import label_studio_projects as projects
 from app.api.deps import RuntimeDep, SettingsDep
-from app.api.responses import BODY_ERRORS, UNAUTHORIZED, error, unprocessable
+from app.api.responses import BODY_ERRORS, error, unprocessable
 from app.label_studio import MODEL_CLASS, LabelStudioClient, parse_config, predict
 
-basic = HTTPBasic(auto_error=False, description="When ADGM_LABEL_STUDIO_PASSWORD or ADGM_API_KEY is set.")
-
-
-def require_basic_auth(settings: SettingsDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> None:
-    password = settings.label_studio_password or settings.api_key
-    if password is None:
-        return
-    user_ok = settings.label_studio_username is None or (
-        credentials is not None
-        and secrets.compare_digest(credentials.username.encode(), settings.label_studio_username.encode()))
-    given = credentials.password.encode() if credentials else b""
-    if not (secrets.compare_digest(given, password.get_secret_value().encode()) and user_ok):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": 'Basic realm="label-studio"'},
-            detail="The Label Studio backend needs HTTP basic auth: give Label Studio the user and password "
-                   "(ADGM_LABEL_STUDIO_USERNAME/PASSWORD, or ADGM_API_KEY as the password).",
-        )
-
-
 router = APIRouter(prefix="/label-studio", tags=["label studio"])
-BasicAuthDep = Depends(require_basic_auth)
-ERRORS = {**UNAUTHORIZED, **BODY_ERRORS, **unprocessable("A config, project or task this backend cannot serve (names why)")}
+ERRORS = {**BODY_ERRORS, **unprocessable("A config, project or task this backend cannot serve (names why)")}
 
 
 class Health(BaseModel):
@@ -86,7 +64,7 @@ def root() -> Health:
     return _health()
 
 
-@router.post("/setup", dependencies=[BasicAuthDep], responses=ERRORS)
+@router.post("/setup", responses=ERRORS)
 def setup(body: SetupRequest, runtime: RuntimeDep) -> SetupAnswer:
     """Records the project's classes (its <Choices>); its data set is made from its tasks at the
     first annotation or training request."""
@@ -97,7 +75,7 @@ def setup(body: SetupRequest, runtime: RuntimeDep) -> SetupAnswer:
     return SetupAnswer(model_version=model.id if model is not None else "untrained")
 
 
-@router.post("/predict", dependencies=[BasicAuthDep], responses={**ERRORS, 503: error("No trained model yet, or its files are corrupt")})
+@router.post("/predict", responses={**ERRORS, 503: error("No trained model yet, or its files are corrupt")})
 def predict_tasks(body: PredictRequest, runtime: RuntimeDep, settings: SettingsDep) -> PredictAnswer:
     """One `choices` prediction per task, `score` = the model's probability of that class."""
     dataset_id = None
@@ -123,7 +101,7 @@ def predict_tasks(body: PredictRequest, runtime: RuntimeDep, settings: SettingsD
     return PredictAnswer(results=results, model_version=record.id)
 
 
-@router.post("/webhook", dependencies=[BasicAuthDep], responses=ERRORS)
+@router.post("/webhook", responses=ERRORS)
 def webhook(event: WebhookEvent, runtime: RuntimeDep) -> dict[str, Any]:
     """ANNOTATION_CREATED/UPDATED go to the project's label log, and after ANNOTATIONS_DELETED
     the data set takes Label Studio's remaining annotations; START_TRAINING starts a warm-started

@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from app import crud, services
-from app.api.deps import ApiKeyDep, ModelId, RuntimeDep, SessionDep, model_not_found
-from app.api.responses import UNAUTHORIZED, error
+from app.api.deps import ModelId, RuntimeDep, SessionDep, model_not_found
+from app.api.responses import error
 from app.schemas import ModelPublic, ModelsPublic
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -48,8 +48,7 @@ def export_model(
 
 
 @router.delete(
-    "/{model_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[ApiKeyDep],
-    responses={**UNAUTHORIZED, **NOT_FOUND},
+    "/{model_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND,
 )
 def delete_model(model_id: ModelId, runtime: RuntimeDep, session: SessionDep) -> Response:
     if not services.delete_model(runtime, session, model_id):

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from store.scopes import Scope
+
 CONFIG = ('<View><Image name="image" value="$image"/><Choices name="digit" toName="image">'
           + "".join(f'<Choice value="{k}"/>' for k in range(10)) + "</Choices></View>")
 TOKEN = "ls-token"
@@ -62,12 +64,54 @@ def test_health_is_open_and_posts_need_basic_auth(backend):
     assert client.get("/label-studio/health").json() == {"status": "UP", "model_class": "AuxiliaryDeepGenerativeModel"}
     assert client.get("/label-studio/").status_code == 200
     body = {"project": "1.1700000000", "schema": CONFIG}
-    for headers in ({}, basic("wrong"), {"Authorization": f"Bearer {KEY}"}):
+    for headers in ({}, basic("wrong"), {"Authorization": "Basic not-base64!"}):
         answer = client.post("/label-studio/setup", json=body, headers=headers)
         assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Basic"), headers
-        assert "basic auth" in answer.json()["detail"]
-    answer = client.post("/label-studio/setup", json=body, headers=basic(KEY))
-    assert answer.status_code == 200 and len(answer.json()["model_version"]) == 32
+        assert "basic auth" in answer.json()["detail"] and "wrong" not in answer.text
+    for headers in (basic(KEY), {"Authorization": f"Bearer {KEY}"}):  # the admin key, as password or bearer token
+        answer = client.post("/label-studio/setup", json=body, headers=headers)
+        assert answer.status_code == 200 and len(answer.json()["model_version"]) == 32
+
+
+def test_an_infer_token_predicts_and_a_label_token_also_takes_annotations(backend):
+    """Label Studio's ML backend connection (setup, predict) needs scope infer; its webhook, label."""
+    client, _url, _seen = backend
+    tokens = client.app.state.runtime.tokens
+    infer, label = tokens.create(Scope.INFER, "ls-backend")[1], tokens.create(Scope.LABEL, "ls-webhook")[1]
+    setup = {"project": 4, "schema": CONFIG}
+    predict = {"tasks": [{"id": 1, "data": {"image": "/digit.png"}}], "label_config": CONFIG, "project": 4}
+    event = {"action": "PROJECT_UPDATED", "project": {"id": 4}}
+    for token in (infer, label):
+        assert client.post("/label-studio/setup", json=setup, headers=basic(token)).status_code == 200
+        answer = client.post("/label-studio/predict", json=predict, headers=basic(token))
+        assert answer.status_code == 200 and answer.json()["results"][0]["result"], answer.text
+    refused = client.post("/label-studio/webhook", json=event, headers=basic(infer))
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == ("Scope infer cannot POST /label-studio/webhook: that needs scope label or more "
+                                        "(token 'ls-backend' has infer).")
+    assert client.post("/label-studio/webhook", json=event, headers=basic(label)).json()["ignored"] is True
+    assert client.post("/label-studio/webhook", json=event, headers={"Authorization": f"Bearer {label}"}).status_code == 200
+    tokens.revoke("ls-webhook")
+    answer = client.post("/label-studio/webhook", json=event, headers=basic(label))
+    assert answer.status_code == 401 and answer.json()["detail"].startswith("Revoked API key: token 'ls-webhook'")
+    assert label not in answer.text
+
+
+def test_the_label_studio_password_opens_label_studio_routes_only(trained_state, make_settings, start_client):
+    client = start_client(make_settings(trained_state, api_key=KEY, label_studio_password="ls-password",
+                                        label_studio_username="label-studio"))
+    setup = {"project": 5, "schema": CONFIG}
+    assert client.post("/label-studio/setup", json=setup, headers=basic("ls-password")).status_code == 200
+    for wrong_user in (basic("ls-password", user="someone"), basic(KEY, user="someone")):
+        answer = client.post("/label-studio/setup", json=setup, headers=wrong_user)
+        assert answer.status_code == 401 and "wrong user or password" in answer.json()["detail"]
+    assert client.post("/label-studio/webhook", json={"action": "X"}, headers=basic("ls-password")).status_code == 200
+    assert client.get("/jobs", headers={"Authorization": "Bearer ls-password"}).status_code == 401
+    # without ADGM_API_KEY only the password is checked, and only on these routes
+    open_client = start_client(make_settings(label_studio_password="ls-password"))
+    assert open_client.post("/label-studio/setup", json=setup).status_code == 401
+    assert open_client.post("/label-studio/setup", json=setup, headers=basic("ls-password")).status_code == 200
+    assert open_client.get("/jobs").status_code == 200
 
 
 @pytest.mark.parametrize("config, words", [
