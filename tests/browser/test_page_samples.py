@@ -13,13 +13,15 @@ pytestmark = pytest.mark.browser
 
 
 def shown_grid(page, server) -> tuple[dict, np.ndarray]:
-    """The query of the grid the page shows, and that PNG as pixels (checked against its <img>)."""
+    """The query of the grid the page shows (its data-url: the <img> shows it from an object URL),
+    and that PNG as pixels (checked against its <img>)."""
     grid = page.locator("#sample-grid")
     expect(grid).to_be_visible()
-    src = grid.get_attribute("src")
-    query = {name: values[0] for name, values in parse_qs(urlsplit(src).query).items()}
+    url = grid.get_attribute("data-url")
+    assert grid.get_attribute("src").startswith("blob:")
+    query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
     width, height = grid.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    answer = httpx.get(src)
+    answer = httpx.get(url)
     assert answer.headers["content-type"] == "image/png"
     pixels = np.asarray(Image.open(io.BytesIO(answer.content)).convert("L"))
     assert pixels.shape == (height, width)
@@ -33,7 +35,8 @@ def test_sample_grid_for_a_chosen_model_and_label_and_a_new_seed(trained_model, 
     page.select_option("#sample-count", "20")
     page.wait_for_function(
         "() => { const img = document.querySelector('#sample-grid'); "
-        "return img.src.includes('label=3') && img.src.includes('n=20') && img.complete && img.naturalWidth > 0; }")
+        "return img.dataset.url.includes('label=3') && img.dataset.url.includes('n=20') && img.complete "
+        "&& img.naturalWidth > 0; }")
 
     query, pixels = shown_grid(page, server)
     assert query["model"] == trained_model["id"]
@@ -42,11 +45,11 @@ def test_sample_grid_for_a_chosen_model_and_label_and_a_new_seed(trained_model, 
     assert page.eval_on_selector("#sample-grid", "img => getComputedStyle(img).imageRendering") == "pixelated"
     expect(page.locator("#sample-seed")).to_have_text(f"seed {query['seed']}")
 
-    first_src = page.locator("#sample-grid").get_attribute("src")
+    first_url = page.locator("#sample-grid").get_attribute("data-url")
     page.click("#sample-new-seed")
     page.wait_for_function(
         "(first) => { const img = document.querySelector('#sample-grid'); "
-        "return img.src !== first && img.complete && img.naturalWidth > 0; }", arg=first_src)
+        "return img.dataset.url !== first && img.complete && img.naturalWidth > 0; }", arg=first_url)
     new_query, new_pixels = shown_grid(page, server)
     assert new_query["seed"] != query["seed"]
     assert {key: new_query[key] for key in ("model", "label", "n")} == {key: query[key] for key in ("model", "label", "n")}

@@ -1,5 +1,7 @@
 // Talks to the service's public HTTP API (docs/api.md). Every failure becomes an ApiError whose
-// message is a sentence a person can read; the API key is asked for once, when a call needs it.
+// message is a sentence a person can read. With ADGM_API_KEY set every data route needs a key: it
+// is asked for when a call is refused, kept for this tab, and sent with every request, images and
+// the job event stream included.
 
 const KEY_STORAGE = "adgm-api-key";
 
@@ -90,10 +92,9 @@ function askForKey(reason) {
   return pendingKeyRequest;
 }
 
-async function send(method, path, { query, json, form } = {}) {
-  const changesState = method !== "GET";
-  const attempt = () => {
-    const headers = {};
+async function send(method, path, { query, json, form, headers: extraHeaders = {}, signal } = {}) {
+  const attempt = (key) => {
+    const headers = { ...extraHeaders };
     let body;
     if (json !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -101,26 +102,105 @@ async function send(method, path, { query, json, form } = {}) {
     } else if (form !== undefined) {
       body = form;
     }
-    const key = storedKey();
-    if (changesState && key) headers.Authorization = `Bearer ${key}`;
-    return fetch(apiUrl(path, query), { method, headers, body }).catch((error) => {
+    if (key) headers.Authorization = `Bearer ${key}`;
+    return fetch(apiUrl(path, query), { method, headers, body, signal }).catch((error) => {
       throw new ApiError(`Could not reach the server (${error.message}).`);
     });
   };
 
-  let response = await attempt();
-  if (response.status === 401 && changesState) {
-    const rejected = storedKey() !== null;
-    sessionStorage.removeItem(KEY_STORAGE);
+  // Every request carries the key once the page has one; a 401 asks for it (again), until the
+  // person cancels. Requests refused together share one dialog.
+  let key = storedKey();
+  let response = await attempt(key);
+  while (response.status === 401) {
     const detail = (await errorFromResponse(response)).message;
-    const key = await askForKey(rejected ? `The key was not accepted: ${detail}` : detail);
-    if (key === null) throw new ApiError(`${detail} (no API key given)`, 401);
-    sessionStorage.setItem(KEY_STORAGE, key);
-    response = await attempt();
-    if (response.status === 401) sessionStorage.removeItem(KEY_STORAGE);
+    if (storedKey() !== key) {
+      key = storedKey(); // another request was given a key meanwhile
+    } else {
+      sessionStorage.removeItem(KEY_STORAGE);
+      key = await askForKey(key === null ? detail : `The key was not accepted: ${detail}`);
+      if (key === null) throw new ApiError(`${detail} (no API key given)`, 401);
+      sessionStorage.setItem(KEY_STORAGE, key);
+    }
+    response = await attempt(key);
   }
   if (!response.ok) throw await errorFromResponse(response);
   return response;
+}
+
+/** An object URL of an image route's answer: fetched with the key, which an <img src> could not send. */
+export async function imageUrl(path, query) {
+  return URL.createObjectURL(await (await send("GET", path, { query })).blob());
+}
+
+/** The events of a text/event-stream body: {event, data, id}. */
+async function* serverSentEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = { event: "message", data: [], id: null };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    const lines = buffer.split("\n");
+    buffer = lines.pop();
+    for (const raw of lines) {
+      const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+      if (line === "") {
+        if (event.data.length) yield { event: event.event, data: event.data.join("\n"), id: event.id };
+        event = { event: "message", data: [], id: null };
+      } else if (!line.startsWith(":")) {
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") event.event = text;
+        else if (field === "data") event.data.push(text);
+        else if (field === "id") event.id = text;
+      }
+    }
+  }
+}
+
+const RECONNECT_MS = 2000;
+
+/**
+ * Follows a Server-Sent Events route with fetch, so that the key goes in a header (EventSource
+ * cannot send one). Like EventSource it reconnects after a lost connection, from the last event
+ * id. `onEvent(name, data)` gets each event, `onState("open" | "lost")` the connection's state,
+ * `onRefused(error)` an error answer (the stream then stops). Returns {close()}.
+ */
+export function followEvents(path, { onEvent, onState, onRefused }) {
+  const controller = new AbortController();
+  let closed = false;
+  let lastId = null;
+  (async () => {
+    while (!closed) {
+      try {
+        const headers = lastId === null ? {} : { "Last-Event-ID": lastId };
+        const response = await send("GET", path, { headers, signal: controller.signal });
+        onState("open");
+        for await (const event of serverSentEvents(response.body)) {
+          if (event.id !== null) lastId = event.id;
+          onEvent(event.event, event.data);
+          if (closed) return;
+        }
+      } catch (error) {
+        if (closed) return;
+        if (error instanceof ApiError && error.status) {
+          onRefused(error);
+          return;
+        }
+      }
+      onState("lost");
+      await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+    }
+  })();
+  return {
+    close() {
+      closed = true;
+      controller.abort();
+    },
+  };
 }
 
 export async function getJson(path, query) {

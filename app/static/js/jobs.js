@@ -1,6 +1,6 @@
 // The jobs list and the selected job: live curves from the job's Server-Sent Events, progress with
 // ETA, cancel. The selected job lives in location.hash (#job=<id>), so a reload picks it up again.
-import { apiUrl, getJson, postJson, showError } from "./api.js";
+import { followEvents, getJson, postJson, showError } from "./api.js";
 import { renderChart } from "./chart.js";
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -155,35 +155,34 @@ function closeStream() {
 
 function openStream() {
   const current = selected;
-  const source = new EventSource(apiUrl(`jobs/${current.job.id}/events`));
-  current.source = source;
-  source.addEventListener("open", () => {
-    current.connectionLost = false;
-    if (selected === current) renderSelected();
-  });
-  source.addEventListener("progress", (event) => {
-    const point = JSON.parse(event.data);
+  const onProgress = (data) => {
+    const point = JSON.parse(data);
     current.history.set(point.epoch, point);
     current.connectionLost = false;
     if (current.job.status === "queued") current.job = { ...current.job, status: "running" };
     current.job = { ...current.job, progress: point };
     if (selected === current) renderSelected();
-  });
-  source.addEventListener("end", (event) => {
-    source.close();
+  };
+  const onEnd = (data) => {
+    current.source.close();
     current.source = null;
     current.connectionLost = false;
-    if (selected === current) updateJob(JSON.parse(event.data));
-  });
-  source.addEventListener("error", () => {
-    if (selected !== current) return;
-    if (source.readyState === EventSource.CLOSED) {
+    if (selected === current) updateJob(JSON.parse(data));
+  };
+  current.source = followEvents(`jobs/${current.job.id}/events`, {
+    onEvent: (name, data) => {
+      if (name === "progress") onProgress(data);
+      else if (name === "end") onEnd(data);
+    },
+    onState: (state) => {
+      current.connectionLost = state === "lost";
+      if (selected === current) renderSelected();
+    },
+    onRefused: (error) => {
       current.source = null;
-      current.problem = "The live updates stopped: the server refused the event stream. Select the job again to retry.";
-    } else {
-      current.connectionLost = true;
-    }
-    renderSelected();
+      current.problem = `The live updates stopped: ${error.message} Select the job again to retry.`;
+      if (selected === current) renderSelected();
+    },
   });
 }
 

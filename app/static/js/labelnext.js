@@ -1,6 +1,6 @@
 // The "Label next" panel: upload a data set, ask the chosen model which unlabelled images to label
 // next, label them with a click or a key press (0–9, or the class name then Enter), retrain warm.
-import { getJson, postForm, postJson, showError } from "./api.js";
+import { getJson, imageUrl, postForm, postJson, showError } from "./api.js";
 import { selectedModel } from "./models.js";
 
 const panel = () => document.getElementById("label");
@@ -58,7 +58,10 @@ function card(item) {
   const img = document.createElement("img");
   img.className = "pixelated";
   img.alt = `Unlabelled image ${item.index}`;
-  img.src = item.image_url.replace(/^\//, "");
+  img.addEventListener("load", () => URL.revokeObjectURL(img.src), { once: true });
+  imageUrl(item.image_url.replace(/^\//, ""))
+    .then((url) => { img.src = url; })
+    .catch((problem) => { img.alt = `Image ${item.index} did not load: ${problem.message}`; });
   const guess = document.createElement("p");
   guess.className = "guess";
   guess.textContent = `guess ${item.label_name} (${Math.round(Math.max(...item.probabilities) * 100)} %)`;

@@ -1,6 +1,7 @@
-// The model picker and the sample grid: GET /models fills the picker, GET /sample is shown as an
-// <img> (its URL carries label, count, seed and model, so the same seed gives the same picture).
-import { apiUrl, getJson, showError } from "./api.js";
+// The model picker and the sample grid: GET /models fills the picker, GET /sample is fetched with
+// the key and shown as an <img>; its data-url attribute names the request (label, count, seed and
+// model, so the same seed gives the same picture).
+import { apiUrl, getJson, imageUrl, showError } from "./api.js";
 
 const select = document.getElementById("model-select");
 const modelsError = document.getElementById("models-error");
@@ -13,6 +14,7 @@ const sampleError = document.getElementById("sample-error");
 
 let models = [];
 let seed = 0;
+let sampleRequest = 0;
 
 function describeModel(model) {
   const { test_error: testError, self_consistency: selfConsistency } = model.metrics || {};
@@ -34,34 +36,30 @@ function fillLabels(model) {
   if (chosen !== "" && Number(chosen) < count) labelSelect.value = chosen;
 }
 
-function showSample() {
+async function showSample() {
   const model = selectedModel();
+  const request = ++sampleRequest;
   if (!model) {
     grid.hidden = true;
     return;
   }
   seedText.textContent = `seed ${seed}`;
-  grid.alt = `${countSelect.value} generated samples of label ${labelSelect.value} from ${describeModel(model)}`;
-  grid.src = apiUrl("sample", { label: labelSelect.value, n: countSelect.value, seed, model: model.id });
+  const query = { label: labelSelect.value, n: countSelect.value, seed, model: model.id };
+  try {
+    const url = await imageUrl("sample", query);
+    if (request !== sampleRequest) return URL.revokeObjectURL(url); // a newer grid was asked for
+    grid.alt = `${countSelect.value} generated samples of label ${labelSelect.value} from ${describeModel(model)}`;
+    grid.dataset.url = apiUrl("sample", query);
+    grid.src = url;
+  } catch (error) {
+    if (request !== sampleRequest) return;
+    grid.hidden = true;
+    showError(sampleError, new Error(`The sample grid did not load. ${error.message}`));
+  }
 }
 
-// An <img> cannot read an error body, so a failed load asks once more with fetch to get the words.
-grid.addEventListener("error", async () => {
-  const url = grid.src;
-  grid.hidden = true;
-  let message = "The sample grid did not load.";
-  try {
-    const response = await fetch(url);
-    if (!response.ok) {
-      const body = await response.json().catch(() => null);
-      message += ` ${typeof body?.detail === "string" ? body.detail : `The server answered ${response.status}.`}`;
-    }
-  } catch (error) {
-    message += ` Could not reach the server (${error.message}).`;
-  }
-  if (grid.src === url) showError(sampleError, new Error(message));
-});
 grid.addEventListener("load", () => {
+  URL.revokeObjectURL(grid.src); // decoded: the blob is no longer needed
   grid.hidden = false;
   showError(sampleError, null);
 });
