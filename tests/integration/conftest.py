@@ -33,12 +33,14 @@ def service_env(tmp_path, mnist_dir):
 
 @pytest.fixture
 def start_api(processes, tmp_path, unused_port):
-    """start_api(env) → the base URL of `uvicorn app.main:app`, once it answers /healthz."""
+    """start_api(env) → the base URL of `uvicorn app.main:app`, once it answers /healthz; on the
+    test's port (a restart comes back on it), or on `port` for a second process beside it."""
 
-    def start(env: dict, name: str = "api") -> tuple[str, Process]:
-        url = f"http://127.0.0.1:{unused_port}"
+    def start(env: dict, name: str = "api", port: int | None = None) -> tuple[str, Process]:
+        port = port or unused_port
+        url = f"http://127.0.0.1:{port}"
         process = processes(
-            name, [str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(unused_port)],
+            name, [str(BIN / "uvicorn"), "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
             env, tmp_path,
         )
         wait_until_healthy(process, f"{url}/healthz", STARTUP_SECONDS)

@@ -1,7 +1,8 @@
 """Drives a real Label Studio with label-studio-sdk, as a user would; run by the Label Studio
 virtual environment's Python (its pins are not ours), one step per call, JSON on stdout.
 
-    driver.py URL TOKEN setup BACKEND_URL USER PASSWORD IMAGES_DIR  → project, backend and task ids
+    driver.py URL TOKEN setup BACKEND_URL USER PASSWORD WEBHOOK_TOKEN IMAGES_DIR  → project, backend and task ids
+    driver.py URL TOKEN auth BACKEND BACKEND_URL PROJECT USER PASSWORD  → the backend connection's basic auth changed
     driver.py URL TOKEN predict PROJECT                → each task's file, prediction and score
     driver.py URL TOKEN annotate PROJECT TASK=CHOICE…  → annotations made
     driver.py URL TOKEN relabel ANNOTATION CHOICE      → that annotation changed
@@ -9,7 +10,6 @@ virtual environment's Python (its pins are not ours), one step per call, JSON on
     driver.py URL TOKEN train BACKEND                  → Label Studio's training request sent
 """
 
-import base64
 import json
 import sys
 import time
@@ -26,7 +26,8 @@ CONFIG = """<View>
 </View>""".format(choices="".join(f'<Choice value="{k}"/>' for k in range(10)))
 
 
-def setup(ls: LabelStudio, url: str, token: str, backend_url: str, user: str, password: str, images_dir: str) -> dict:
+def setup(ls: LabelStudio, url: str, token: str, backend_url: str, user: str, password: str, webhook_token: str,
+          images_dir: str) -> dict:
     project = ls.projects.create(title="digits", label_config=CONFIG)
     files = sorted(Path(images_dir).glob("*.png"))
     # the SDK imports JSON tasks; image files go through the same import endpoint as multipart, one field each
@@ -35,11 +36,10 @@ def setup(ls: LabelStudio, url: str, token: str, backend_url: str, user: str, pa
     response.raise_for_status()
     backend = ls.ml.create(project=project.id, url=backend_url, title="adgm-serve", is_interactive=False,
                            auth_method="BASIC_AUTH", basic_auth_user=user, basic_auth_pass=password)
-    # Label Studio makes a webhook to BACKEND_URL/webhook without the backend's credentials: give it them
-    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    # Label Studio makes a webhook to BACKEND_URL/webhook without credentials: give it a token of its own
     for hook in ls.webhooks.list(project=str(project.id)):
         if hook.url.rstrip("/") == backend_url.rstrip("/") + "/webhook":
-            ls.webhooks.update(hook.id, url=hook.url, headers={"Authorization": auth})
+            ls.webhooks.update(hook.id, url=hook.url, headers={"Authorization": f"Bearer {webhook_token}"})
     tasks = list(ls.tasks.list(project=project.id))
     return {"project": project.id, "backend": backend.id, "tasks": [task.id for task in tasks],
             "backend_state": getattr(backend, "state", None)}
@@ -87,6 +87,11 @@ def main() -> None:
     elif step == "delete":
         ls.annotations.delete(int(args[0]))
         answer = {"deleted": int(args[0])}
+    elif step == "auth":
+        # Label Studio 1.23 checks the connection again on an update (health, setup): it needs the URL and project
+        ls.ml.update(int(args[0]), url=args[1], project=int(args[2]), auth_method="BASIC_AUTH", basic_auth_user=args[3],
+                     basic_auth_pass=args[4])
+        answer = {"auth": "changed"}
     elif step == "train":
         ls.ml.train(id=int(args[0]))
         answer = {"train": "sent"}

@@ -1,8 +1,9 @@
 """This service as the ML backend of a real Label Studio (the `label-studio` package, in a virtual
-environment of its own made by scripts/install.sh --test, on SQLite), driven by label-studio-sdk:
-a project of MNIST-style test digits gets predictions that are /classify's answers; annotations
-made, changed and deleted arrive as labels in the project's data set; Label Studio's training
-request starts a warm job."""
+environment of its own made by scripts/install.sh --test, on SQLite), driven by label-studio-sdk,
+with ADGM_API_KEY set and scoped tokens: connected with an `infer` token, a project of MNIST-style
+test digits gets predictions that are /classify's answers; annotations made, changed and deleted
+arrive, through the webhook and its `label` token, as labels in the project's data set; connected
+with a `label` token, Label Studio's training request starts a warm job."""
 
 import json
 import os
@@ -18,6 +19,9 @@ import pytest
 
 from image_files import encode
 from process_harness import Process, free_port, wait_for, wait_until_healthy
+from store.db import make_engine, make_sessionmaker
+from store.scopes import Scope
+from store.tokens import TokenStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -58,7 +62,7 @@ def label_studio(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api(label_studio, tmp_path_factory, trained_state):
     """This service on a copy of the session's trained state, reading images from that Label
-    Studio; Label Studio authenticates with basic auth (the API key as password)."""
+    Studio, with an API key; (its URL, an infer token, a label token)."""
     directory = tmp_path_factory.mktemp("ls-api")
     trained_state.copy_to(directory / "state")
     env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
@@ -72,7 +76,11 @@ def api(label_studio, tmp_path_factory, trained_state):
     url = f"http://127.0.0.1:{port}"
 
     wait_until_healthy(process, f"{url}/healthz", 90)
-    yield url
+    engine = make_engine(env["ADGM_DATABASE_URL"])
+    tokens = TokenStore(make_sessionmaker(engine))
+    infer, label = tokens.create(Scope.INFER, "label-studio")[1], tokens.create(Scope.LABEL, "label-studio-webhook")[1]
+    engine.dispose()
+    yield url, infer, label
     process.stop(timeout=10)
 
 
@@ -84,17 +92,18 @@ def drive(label_studio: str, *args: str) -> dict:
 
 
 def test_label_studio_predicts_learns_labels_and_trains(label_studio, api, trained_state, test_digits, tmp_path):
+    api, infer, label = api
     images, labels = test_digits
     for i in range(TASKS):
         (tmp_path / f"d{i:03d}_label{labels[i]}.png").write_bytes(encode(images[i]))
-    project = drive(label_studio, "setup", f"{api}/label-studio", "label-studio", KEY, str(tmp_path))
+    project = drive(label_studio, "setup", f"{api}/label-studio", "label-studio", infer, label, str(tmp_path))
     assert len(project["tasks"]) == TASKS and project["backend_state"] == "CO"  # connected: health and setup passed
 
     # predictions: in Label Studio, for every task, naming /classify's class with its probability as score
     predictions = drive(label_studio, "predict", str(project["project"]))["predictions"]
     assert len(predictions) == TASKS
     pngs = {path.name: path.read_bytes() for path in tmp_path.glob("*.png")}
-    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http:
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {infer}"}, timeout=60) as http:
         answers = http.post("/classify", files=[("files", (name, png)) for name, png in sorted(pngs.items())]).json()
     served = {result["filename"]: result for result in answers["results"]}
     right = 0
@@ -128,7 +137,7 @@ def test_label_studio_predicts_learns_labels_and_trains(label_studio, api, train
     expected[order.index(changed["task"])] = new_class
     expected[order.index(removed["task"])] = None
 
-    with httpx.Client(base_url=api, timeout=30) as http:
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {label}"}, timeout=30) as http:
         def dataset():
             found = [d for d in http.get("/datasets").json()["datasets"]
                      if d["name"] == f"Label Studio project {project['project']}"]
@@ -144,7 +153,10 @@ def test_label_studio_predicts_learns_labels_and_trains(label_studio, api, train
         assert linked["n_images"] == TASKS
         assert all(entry["author"].startswith("label-studio") for entry in log["entries"])
 
-        # Label Studio's training request starts a job on that data set, warm-started from the model
+        # Label Studio's training request (to the webhook, with the connection's credentials) needs a
+        # label token: an infer token predicts, but does not start training
+        drive(label_studio, "auth", str(project["backend"]), f"{api}/label-studio", str(project["project"]),
+              "label-studio", label)
         drive(label_studio, "train", str(project["backend"]))
         job = wait_for(lambda: next((j for j in http.get("/jobs").json()["jobs"] if j["dataset"] == linked["id"]), None),
                        60, "the job Label Studio asked for")
