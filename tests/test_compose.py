@@ -78,7 +78,7 @@ def test_variables_compose_interpolates_are_documented():
     text = (ROOT / "docker-compose.yml").read_text()
     readme = (ROOT / "README.md").read_text()
     interpolated = set(re.findall(r"\$\{(ADGM_[A-Z_]+)", text))
-    assert interpolated == {"ADGM_API_KEY", "ADGM_MNIST_HOST_DIR"}
+    assert interpolated == {"ADGM_API_KEY", "ADGM_METRICS_TOKEN", "ADGM_MNIST_HOST_DIR"}
     for name in interpolated:
         assert f"`{name}`" in readme or f"${name}" in readme, name
 
