@@ -1,4 +1,5 @@
-"""What the API holds while it runs: job store, token store, dispatcher, reaper, model cache and metrics."""
+"""What the API holds while it runs: job store, token store, dispatcher, reaper, upload processor,
+model cache and metrics."""
 
 import logging
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from app.core.metrics import Metrics
 from app.jobs.dispatch import CeleryDispatcher, EmbeddedDispatcher, make_dispatcher
 from app.jobs.reaper import Reaper
 from app.model_cache import ModelCache
+from app.uploads import UploadProcessor
 from store.config import Settings
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobStore
@@ -29,6 +31,7 @@ class Runtime:
     tokens: TokenStore
     dispatcher: CeleryDispatcher | EmbeddedDispatcher
     reaper: Reaper
+    uploads: UploadProcessor
     models: ModelCache
     metrics: Metrics
 
@@ -45,17 +48,20 @@ class Runtime:
         store = JobStore.from_settings(sessions, settings)
         dispatcher = make_dispatcher(settings, store)
         dispatcher.start()
-        reaper = Reaper(settings, store, dispatcher)
+        uploads = UploadProcessor(settings, sessions)
+        uploads.start()
+        reaper = Reaper(settings, store, dispatcher, uploads)
         reaper.start()
         mode = "embedded" if settings.embedded else "celery"
         log.info("adgm-serve started: %s mode, schema %s, artifacts in %s", mode, revision, settings.artifact_dir)
         return cls(
             settings=settings, engine=engine, sessions=sessions, store=store, tokens=TokenStore(sessions),
             dispatcher=dispatcher,
-            reaper=reaper, models=ModelCache(artifacts, settings.model_cache_size), metrics=Metrics(sessions),
+            reaper=reaper, uploads=uploads, models=ModelCache(artifacts, settings.model_cache_size), metrics=Metrics(sessions),
         )
 
     def stop(self) -> None:
         self.reaper.stop()
+        self.uploads.stop()
         self.dispatcher.stop()
         self.engine.dispose()

@@ -150,6 +150,16 @@ class JobsPublic(BaseModel):
     jobs: list[JobPublic]
 
 
+class SupervisedBaselinePublic(BaseModel):
+    """A plain classifier fitted on exactly the model's labelled images (adgm_core.baseline): what
+    the labels alone give, so that the model's own figure shows what the unlabelled images added."""
+
+    kind: str = Field(description="logistic_regression: multinomial, on the pixels")
+    n_labelled: int
+    labelled_fingerprint: str = Field(description="sha256 (16 hex) of the labelled images and labels it saw")
+    test_accuracy: float | None = Field(description="On the data set's test images; none without any")
+
+
 class ModelPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -161,6 +171,13 @@ class ModelPublic(BaseModel):
     config: dict[str, Any]
     metrics: dict[str, Any]
     is_default: bool = False
+
+    @computed_field
+    @property
+    def supervised_baseline(self) -> SupervisedBaselinePublic | None:
+        """From `metrics`; none for models trained before the baseline was recorded."""
+        baseline = self.metrics.get("supervised_baseline")
+        return SupervisedBaselinePublic.model_validate(baseline) if baseline else None
 
 
 class ModelsPublic(BaseModel):
@@ -192,7 +209,30 @@ class ClassCount(BaseModel):
 class DatasetDetail(DatasetPublic):
     n_test_images: int = 0
     label_counts: list[ClassCount]
-    skipped: list[str] = Field(default=[], description="Files of the upload that were not readable images")
+    skipped: list[str] = Field(default=[], description="Files of the upload that were not used, each with why "
+                                                       "(not an image outside the class folders, unreadable, …)")
+
+
+class UploadPublic(BaseModel):
+    """An upload decoded in the background: POST /datasets answers it with 202; poll its `url`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="The id the data set gets")
+    name: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    n_images: int = Field(description="Images to decode")
+    n_done: int = Field(description="Images decoded so far")
+    skipped: list[str] = Field(description="Files of the upload that were not used, each with why")
+    error: str | None = Field(description="Why the upload failed: what a 422 would have said")
+    created_at: datetime
+    finished_at: datetime | None
+    dataset: DatasetDetail | None = Field(default=None, description="The data set, once the upload succeeded")
+
+    @computed_field
+    @property
+    def url(self) -> str:
+        return f"/uploads/{self.id}"
 
 
 class DatasetsPublic(BaseModel):
@@ -239,14 +279,15 @@ class LabelLogPublic(BaseModel):
 class Suggestion(BaseModel):
     index: int
     image_url: str
-    score: float
-    label: int = Field(description="The model's guess")
-    label_name: str
-    probabilities: list[float]
+    score: float = Field(description="Higher: label it sooner; for `representative`, the share of the unlabelled "
+                                     "images like this one (its cluster)")
+    label: int | None = Field(default=None, description="The model's guess (none for `representative`)")
+    label_name: str | None = None
+    probabilities: list[float] | None = None
 
 
 class SuggestionsPublic(BaseModel):
-    model_id: str
+    model_id: str | None = Field(description="The model that scored the images; none for `representative`")
     dataset: str
     version: int
     strategy: str

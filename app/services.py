@@ -3,8 +3,8 @@ suggesting what to label next, and deleting a model, each across the database, t
 the artifact store, and listing every data set this server offers."""
 
 import io
-import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,26 +13,29 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from adgm_core.acquisition import select
+from adgm_core.first_labels import representatives
 from adgm_core.cpu import check_bf16
 from adgm_core.data import DataError, ImageSet, labelled_split, semi_supervised_split
-from adgm_core.data.uploads import Limits, load_upload
+from adgm_core.data.uploads import Limits, plan_upload
+from adgm_core.data.uploads import Upload as DecodedUpload
 from adgm_core.images import png_grid
 from adgm_core.presets import PRESETS
 from app import crud
 from app.inference import LoadedModel
 from app.runtime import Runtime
 from app.schemas import (ClassCount, DatasetDetail, DatasetPublic, JobCreate, JobPublic, LabelIn, LabelLogPublic,
-                         LabelsAccepted, Suggestion, SuggestionsPublic)
+                         LabelsAccepted, Suggestion, SuggestionsPublic, UploadPublic)
+from app.uploads import UPLOAD_AUTHOR, PendingUpload, dataset_record, write_npz
 from store.config import Settings
 from store.datasets import BUILTIN, class_names, load_dataset, load_labelled
-from store.db import utcnow
 from store.ids import new_id
 from store.labels import DatasetNotFound, LabelError, LabelLog
+from store.status import JobStatus
 from store.tables import Dataset, LabelEntry, TrainedModel
 
 ARCHITECTURE = ("hidden", "z_dim", "a_dim", "skip", "activation", "batch_norm")
 WARM_EPOCHS_SHARE = 5  # a warm start runs 1/5 of the preset's epochs unless told otherwise
-UPLOAD_AUTHOR = "upload"
+FIRST_LABELS = "representative"  # the strategy that needs no model
 
 
 class IncompatibleModel(Exception):
@@ -117,47 +120,54 @@ def _counts(train: ImageSet) -> dict:
 
 def upload_dataset(runtime: Runtime, session: Session, source: BinaryIO, name: str | None,
                    filename: str | None, size: tuple[int, int] | None = None,
-                   skip_invalid: bool = False) -> DatasetDetail:
-    """Checks the whole upload before it is stored (DataError → 422 or UploadTooLarge → 413 naming
-    the problem), stores it as one .npz and its labels as the label log's first append (version
-    1); leaves neither file nor record when anything fails."""
+                   skip_invalid: bool = False) -> DatasetDetail | UploadPublic:
+    """Checks the upload's layout (DataError → 422 or UploadTooLarge → 413 naming the problem). A
+    zip of more than `upload_background_images` images is handed to the upload processor and
+    answered with its state (→ 202); anything else is decoded and stored now as one .npz, its
+    labels as the label log's first append (version 1). Leaves neither file nor record when
+    anything fails."""
     settings = runtime.settings
     dataset_id = new_id()
     limits = Limits(settings.max_dataset_bytes, settings.max_dataset_images, settings.max_image_pixels)
-    with settings.artifacts.receive_dataset(dataset_id, source) as upload:
-        loaded = load_upload(upload.path, limits, size=size, skip_invalid=skip_invalid, name=dataset_id)
-        train, test = loaded.train, loaded.test
-        _write_npz(upload.path, train, test)
-        upload.publish()
-        labelled = np.flatnonzero(train.labels >= 0)
-        record = Dataset(
-            id=dataset_id, name=_display_name(name, filename), sha256=upload.sha256, created_at=utcnow(),
-            n_test_images=0 if test is None else len(test.images), class_names=loaded.class_names,
-            version=1 if len(labelled) else 0, **_counts(train),
-        )
-        session.add(record)
-        session.flush()
-        if len(labelled):
-            now = utcnow()
-            session.execute(insert(LabelEntry), [
-                dict(dataset_id=dataset_id, version=1, image_index=int(i), label=int(train.labels[i]), old_label=None,
-                     author=UPLOAD_AUTHOR, created_at=now) for i in labelled])
-        session.commit()
+    staged = settings.artifacts.stage_dataset(dataset_id, source)
+    try:
+        plan = plan_upload(staged.path, limits, size=size, skip_invalid=skip_invalid, name=dataset_id)
+        background = plan.images_to_decode > settings.upload_background_images
+        if not background:
+            loaded = plan.load()
+            write_npz(staged.path, loaded.train, loaded.test)
+            staged.publish()
+            record, labels = dataset_record(dataset_id, _display_name(name, filename), staged.sha256, loaded)
+            session.add(record)
+            session.flush()
+            if labels:
+                session.execute(insert(LabelEntry), labels)
+            session.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    if background:  # from here on its files are the processor's
+        runtime.uploads.submit(PendingUpload(dataset_id, _display_name(name, filename), staged, plan))
+        return upload_status(runtime, session, dataset_id)
+    return _detail_of_upload(record, loaded)
+
+
+def _detail_of_upload(record: Dataset, loaded: DecodedUpload) -> DatasetDetail:
+    counts = np.bincount(loaded.train.labels[loaded.train.labels >= 0], minlength=loaded.train.n_classes)
     return DatasetDetail(**crud.dataset_public(record).model_dump(), n_test_images=record.n_test_images,
-                         label_counts=_class_counts(record.names, np.bincount(train.labels[labelled],
-                                                                               minlength=train.n_classes)),
-                         skipped=loaded.skipped)
+                         label_counts=_class_counts(record.names, counts), skipped=loaded.skipped)
 
 
-def _write_npz(path: Path, train: ImageSet, test: ImageSet | None) -> None:
-    """The upload, whatever its format, as the one .npz that `load_npz` reads (over the staged file)."""
-    arrays = dict(images=train.images, labels=train.labels, n_classes=np.int64(train.n_classes))
-    if test is not None:
-        arrays.update(test_images=test.images, test_labels=test.labels)
-    with open(path, "wb") as out:
-        np.savez_compressed(out, **arrays)
-        out.flush()
-        os.fsync(out.fileno())
+def upload_status(runtime: Runtime, session: Session, upload_id: str) -> UploadPublic | None:
+    """An upload decoded in the background, with its data set once it succeeded; None when unknown."""
+    upload = runtime.uploads.store.get(upload_id)
+    if upload is None:
+        return None
+    public = UploadPublic.model_validate(upload)
+    if upload.status == JobStatus.SUCCEEDED:
+        detail = dataset_detail(runtime, session, upload_id)
+        public.dataset = detail.model_copy(update={"skipped": upload.skipped})
+    return public
 
 
 def _class_counts(names: list[str], counts) -> list[ClassCount]:
@@ -231,16 +241,24 @@ def dataset_image(settings: Settings, dataset_id: str, index: int) -> bytes:
     return png_grid(train.images[index:index + 1], columns=1)
 
 
-def suggestions(runtime: Runtime, model: LoadedModel, dataset_id: str, n: int, strategy: str, diverse: bool,
-                seed: int) -> SuggestionsPublic:
-    """The `n` unlabelled images of the data set the model would most like labelled."""
+def suggestions(runtime: Runtime, model: Callable[[], LoadedModel], dataset_id: str, n: int, strategy: str | None,
+                diverse: bool, seed: int) -> SuggestionsPublic:
+    """The `n` unlabelled images of the data set to label next. `representative` needs no model
+    (`model()` loads the one asked for, for the other strategies); without a strategy it is
+    chosen while some class has no label, else `bald`."""
     train, _test, version = load_labelled(runtime.settings, runtime.sessions, dataset_id)
+    pool = np.flatnonzero(train.labels < 0)
+    if strategy is None:
+        labelled_classes = np.unique(train.labels[train.labels >= 0])
+        strategy = FIRST_LABELS if len(labelled_classes) < train.n_classes else "bald"
+    if strategy == FIRST_LABELS:
+        return _first_labels(dataset_id, train, version, n, seed)
+    model = model()
     if tuple(train.image_shape) != tuple(model.image_shape) or train.n_classes != model.n_classes:
         raise IncompatibleModel(
             f"model {model.id} takes {model.image_shape[0]}×{model.image_shape[1]} images of {model.n_classes} "
             f"classes; data set {dataset_id} has {train.image_shape[0]}×{train.image_shape[1]} images of "
             f"{train.n_classes} classes.")
-    pool = np.flatnonzero(train.labels < 0)
     scores = model.score_pool(train.images[pool], strategy, seed) if len(pool) else None
     chosen = select(scores, n, diverse=diverse) if len(pool) else []
     names = model.class_names
@@ -253,6 +271,16 @@ def suggestions(runtime: Runtime, model: LoadedModel, dataset_id: str, n: int, s
     ]
     return SuggestionsPublic(model_id=model.id, dataset=dataset_id, version=version or 0, strategy=strategy,
                              diverse=diverse, seed=seed, pool_size=len(pool), suggestions=items)
+
+
+def _first_labels(dataset_id: str, train: ImageSet, version: int | None, n: int, seed: int) -> SuggestionsPublic:
+    """Representative, diverse unlabelled images, chosen from the pixels (adgm_core.first_labels);
+    the score of each is the share of the unlabelled images its cluster holds."""
+    chosen = representatives(train.images, n, train.labels, seed=seed)
+    items = [Suggestion(index=int(i), image_url=f"/datasets/{dataset_id}/images/{int(i)}", score=float(share))
+             for i, share in zip(chosen.indices, chosen.shares)]
+    return SuggestionsPublic(model_id=None, dataset=dataset_id, version=version or 0, strategy=FIRST_LABELS,
+                             diverse=True, seed=seed, pool_size=int((train.labels < 0).sum()), suggestions=items)
 
 
 def list_datasets(settings: Settings, session: Session) -> list[DatasetPublic]:

@@ -43,6 +43,12 @@ class StagedUpload:
         os.replace(self.path, self.final)
         self.published = True
 
+    def discard(self) -> None:
+        """Removes the staging file, and the final one if it was published."""
+        if self.published:
+            self.final.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+
 
 @dataclass(frozen=True)
 class Artifacts:
@@ -90,20 +96,33 @@ class Artifacts:
     def delete_training_state(self, job_id: str) -> None:
         shutil.rmtree(self.training_state_dir(job_id), ignore_errors=True)
 
+    def stage_dataset(self, dataset_id: str, source: BinaryIO) -> StagedUpload:
+        """Copies `source` durably into the staging file of `dataset_id`."""
+        upload = StagedUpload(self.datasets_dir / f".{dataset_id}.npz.tmp", self.dataset_path(dataset_id), "")
+        try:
+            upload.sha256 = _copy_durably(source, upload.path)
+        except BaseException:
+            upload.discard()
+            raise
+        return upload
+
     @contextmanager
     def receive_dataset(self, dataset_id: str, source: BinaryIO) -> Iterator[StagedUpload]:
         """Copies `source` durably into a staging file. The caller checks it and calls `publish`;
         if the block then fails (say, recording it did), the published file is removed too."""
-        upload = StagedUpload(self.datasets_dir / f".{dataset_id}.npz.tmp", self.dataset_path(dataset_id), "")
+        upload = self.stage_dataset(dataset_id, source)
         try:
-            upload.sha256 = _copy_durably(source, upload.path)
             yield upload
         except BaseException:
-            if upload.published:
-                upload.final.unlink(missing_ok=True)
+            upload.discard()
             raise
         finally:
             upload.path.unlink(missing_ok=True)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Removes an upload's file and its staging file (an upload that failed after its owner was lost)."""
+        StagedUpload(self.datasets_dir / f".{dataset_id}.npz.tmp", self.dataset_path(dataset_id), "",
+                     published=True).discard()
 
     def sweep(self) -> list[Path]:
         """Removes what crashes leave behind: cut-off uploads, half-deleted models, and model

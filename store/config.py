@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=25_000_000, ge=1, description="Largest decoded image (width × height); guards against bombs."
     )
+    upload_background_images: int = Field(
+        default=2000, ge=0, description="Zips with more images than this are decoded in the background: POST "
+                                        "/datasets answers 202 and GET /uploads/{id} tells the progress.",
+    )
     max_classify_files: int = Field(default=64, ge=1, description="Most images in one POST /classify.")
     max_infer_images: int = Field(
         default=256, ge=1, description="Most images in one Open Inference Protocol request (POST /v2/models/{name}/infer)."

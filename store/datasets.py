@@ -53,7 +53,7 @@ def load_dataset(settings: Settings, name: str) -> tuple[ImageSet, ImageSet | No
 @lru_cache(maxsize=4)
 def _uploaded(path: str, name: str) -> tuple[ImageSet, ImageSet | None]:
     """An upload's file never changes once written (its id is new), so it is read once."""
-    return load_npz(path, name=name)
+    return load_npz(path, name=name, every_class_labelled=False)  # labels come with the label log
 
 
 def load_labelled(settings: Settings, sessions: sessionmaker, name: str,

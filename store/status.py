@@ -4,6 +4,9 @@
        ▲          │
        └──────────┘  released by a stopping worker, or re-queued when its worker was lost
        └──────────────────────────────▶ cancelled
+
+Uploads decoded in the background (store.uploads) take the same states: queued ──▶ running ──▶
+succeeded | failed.
 """
 
 from enum import StrEnum

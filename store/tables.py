@@ -1,5 +1,5 @@
 """Tables of the job store: jobs, their per-epoch progress, trained models, uploaded data sets and
-their label log, Label Studio's projects, and the API's tokens."""
+their label log, uploads being decoded, Label Studio's projects, and the API's tokens."""
 
 from datetime import datetime
 from typing import Any
@@ -92,6 +92,29 @@ class Dataset(Base):
     @property
     def names(self) -> list[str]:
         return list(self.class_names) if self.class_names else [str(k) for k in range(self.n_classes)]
+
+
+class Upload(Base):
+    """An upload decoded in the background (store.uploads): its state and progress while the API
+    process that received it (`owner`, beating `heartbeat_at`) decodes its images. On success the
+    data set of the same id is recorded in the same transaction."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)  # the data set's id once it is stored
+    name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, values_callable=lambda statuses: [s.value for s in statuses]),
+    )
+    n_images: Mapped[int] = mapped_column(Integer)  # images to decode
+    n_done: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[list[str]] = mapped_column(JSON)  # "<file> (why)" of the files not used
+    error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LabelEntry(Base):

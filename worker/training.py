@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
+from adgm_core.baseline import supervised_baseline
 from adgm_core.checkpoint import load_model
 from adgm_core.cpu import check_bf16
 from adgm_core.data import labelled_split, semi_supervised_split
@@ -124,6 +125,8 @@ class JobRunner:
         checkpoint_dir = artifacts.training_state_dir(job.id)
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         result = trainer.fit(on_epoch=on_epoch, should_stop=heartbeat.stopping, checkpoint_dir=checkpoint_dir)
+        # did the unlabelled images help? the same labels, a plain classifier
+        result.card["metrics"]["supervised_baseline"] = supervised_baseline(split, test).to_dict()
         result.card["class_names"] = class_names(self.store.sessions, job.dataset, train.n_classes)
         result.card["dataset_version"] = job.dataset_version
 

@@ -64,7 +64,7 @@ def _n_classes(value: np.ndarray | None, labels: np.ndarray) -> int:
     if value is None:
         labelled = labels[labels >= 0]
         if labelled.size == 0:
-            raise DataError("labels holds no labelled example (all are −1)")
+            raise DataError("labels holds no labelled example (all are −1): give n_classes, the number of classes")
         return check_n_classes(int(labelled.max()) + 1)
     if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer):
         raise DataError(f"n_classes must be a single integer, got {value.dtype} of shape {value.shape}")
@@ -78,9 +78,10 @@ def _source_name(source: str | PathLike | BinaryIO) -> str:
 
 
 def load_npz(path_or_fileobj: str | PathLike | BinaryIO, name: str | None = None,
-             max_bytes: int = 1 << 30) -> tuple[ImageSet, ImageSet | None]:
+             max_bytes: int = 1 << 30, every_class_labelled: bool = True) -> tuple[ImageSet, ImageSet | None]:
     """(train, test or None) from an .npz with `images`, `labels` (−1 = unlabelled) and optional
-    `test_images`, `test_labels` (all labelled) and `n_classes` (default: largest label + 1)."""
+    `test_images`, `test_labels` (all labelled) and `n_classes` (default: largest label + 1).
+    `every_class_labelled=False` accepts classes without a label yet (a data set to be labelled)."""
     name = name or _source_name(path_or_fileobj)
     with _open(path_or_fileobj, max_bytes) as archive:
         found = ", ".join(archive.files) or "nothing"
@@ -92,7 +93,8 @@ def load_npz(path_or_fileobj: str | PathLike | BinaryIO, name: str | None = None
     labels = check_label_array(arrays["labels"], len(images), "labels")
     n_classes = _n_classes(arrays["n_classes"], labels)
     check_label_range(labels, n_classes, "labels")
-    check_every_class_labelled(labels, n_classes)
+    if every_class_labelled:
+        check_every_class_labelled(labels, n_classes)
     train = ImageSet(images, labels, n_classes, name)
 
     test_images, test_labels = arrays["test_images"], arrays["test_labels"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from typing import BinaryIO
 
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
@@ -56,3 +57,15 @@ def decode_upload(data: bytes, max_pixels: int = 16_000_000) -> Image.Image:
     except DECODE_ERRORS as error:
         raise ImageError("invalid", f"the {decoder.format} data is truncated or corrupt ({error})") from error
     return image
+
+
+def header_size(stream: BinaryIO) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG or JPEG in `stream`, reading no further than the
+    header; None for anything else, or a header that cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream, formats=["PNG", "JPEG"]) as image:
+                return image.size
+    except (UnidentifiedImageError, *DECODE_ERRORS):
+        return None

@@ -1,13 +1,15 @@
 """The reaper: a thread in the API that keeps jobs moving when workers or the broker fail.
 
 Every `reaper_seconds` it re-queues running jobs whose heartbeat went stale (their worker died)
-and sends them again, sends again queued jobs that the broker lost, and restarts dead embedded
-workers. Every change is a conditional update, so several API processes may reap at once.
+and sends them again, sends again queued jobs that the broker lost, restarts dead embedded
+workers, and fails uploads whose API process died while decoding them (removing their files).
+Every change is a conditional update, so several API processes may reap at once.
 """
 
 import logging
 import threading
 
+from app.uploads import UploadProcessor
 from store.config import Settings
 from store.jobs import JobStore
 
@@ -15,10 +17,11 @@ log = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, settings: Settings, store: JobStore, dispatcher):
+    def __init__(self, settings: Settings, store: JobStore, dispatcher, uploads: UploadProcessor):
         self.settings = settings
         self.store = store
         self.dispatcher = dispatcher
+        self.uploads = uploads
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="adgm-reaper", daemon=True)
 
@@ -43,3 +46,4 @@ class Reaper:
             self.dispatcher.submit(job_id)
         for job_id in self.dispatcher.resend_lost(self.settings.redispatch_after_seconds):
             log.warning("job %s was not in the broker's queue; sent again", job_id)
+        self.uploads.reap()

@@ -10,6 +10,7 @@ from store.db import make_engine, make_sessionmaker, utcnow
 from store.schema import migrate
 from app.jobs.dispatch import CeleryDispatcher, EmbeddedDispatcher
 from app.jobs.reaper import Reaper
+from app.uploads import UploadProcessor
 from store.jobs import JobStore
 from store.status import JobStatus
 from store.tables import Job
@@ -52,7 +53,7 @@ def test_embedded_mode_requeues_and_wakes_the_workers(make_settings, store):
     try:
         job_id = orphan(store)
         time.sleep(8)  # the worker has started and found nothing queued
-        Reaper(settings, store, dispatcher).reap()
+        Reaper(settings, store, dispatcher, UploadProcessor(settings, store.sessions)).reap()
         wait_for(lambda: status(store, job_id) != JobStatus.QUEUED, 15, "the nudged worker to take the job")
     finally:
         dispatcher.stop()
@@ -63,10 +64,10 @@ def test_celery_mode_requeues_and_sends_the_job_again(make_settings, store, redi
     dispatcher = CeleryDispatcher(settings, store)
     try:
         job_id = orphan(store)
-        Reaper(settings, store, dispatcher).reap()
+        Reaper(settings, store, dispatcher, UploadProcessor(settings, store.sessions)).reap()
         assert status(store, job_id) == JobStatus.QUEUED
         assert queue_depth(dispatcher.celery) == 1
-        Reaper(settings, store, dispatcher).reap()  # nothing new to do: no duplicate
+        Reaper(settings, store, dispatcher, UploadProcessor(settings, store.sessions)).reap()  # nothing new to do: no duplicate
         assert queue_depth(dispatcher.celery) == 1
     finally:
         dispatcher.stop()

@@ -2,15 +2,20 @@
 kept in the artifact store; their label log, images, and which images to label next."""
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, File, Form, HTTPException, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 
 from adgm_core.acquisition import STRATEGIES
 from app import services
-from app.api.deps import LoadedModelDep, RuntimeDep, SessionDep, SettingsDep
+from app.api.deps import RuntimeDep, SessionDep, SettingsDep, get_loaded_model, get_trained_model
 from app.api.responses import BODY_ERRORS, error, unprocessable
-from app.schemas import DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic
+from app.inference import LoadedModel
+from app.schemas import (DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic,
+                         UploadPublic)
+from app.services import FIRST_LABELS
+from store.ids import ID_PATTERN
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -33,19 +38,29 @@ def _size(value: str | None) -> tuple[int, int] | None:
 
 @router.post(
     "", status_code=status.HTTP_201_CREATED,
-    responses={**BODY_ERRORS, **unprocessable("Not a valid data set (the detail says why)")},
+    responses={202: {"model": UploadPublic, "description": "A zip of many images, being decoded: poll its url"},
+               **BODY_ERRORS, **unprocessable("Not a valid data set (the detail says why)")},
 )
 def upload_dataset(
     file: Annotated[UploadFile, File(description=".npz (images/labels, or Keras x_train/y_train/x_test/y_test), "
                                                  "or .zip (ImageFolder tree or labels.csv manifest)")],
     runtime: RuntimeDep,
     session: SessionDep,
+    response: Response,
     name: Annotated[str | None, Form(max_length=100)] = None,
     size: Annotated[str | None, Form(description="Image size 'S' or 'HxW'; default: the most common, fit to 28×28")] = None,
-    skip_invalid: Annotated[bool, Form(description="Skip files that are not images instead of refusing")] = False,
-) -> DatasetDetail:
-    """Upload a data set; it is checked completely before it is stored."""
-    return services.upload_dataset(runtime, session, file.file, name, file.filename, _size(size), skip_invalid)
+    skip_invalid: Annotated[bool, Form(description="Skip bad files (unreadable images, files inside class folders "
+                                                   "that are not images, images outside the layout) instead of refusing")] = False,
+) -> DatasetDetail | UploadPublic:
+    """Upload a data set; it is checked completely before it is stored. Files that are not images
+    outside the class folders (README, CSV, JSON, …) are skipped and listed in `skipped`. A zip of
+    more than ADGM_UPLOAD_BACKGROUND_IMAGES images is decoded in the background: the answer is 202
+    with the upload's state, and GET /uploads/{id} tells its progress and, at the end, the data set."""
+    stored = services.upload_dataset(runtime, session, file.file, name, file.filename, _size(size), skip_invalid)
+    if isinstance(stored, UploadPublic):
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = stored.url
+    return stored
 
 
 @router.get("")
@@ -96,19 +111,32 @@ def label_log(
     return services.label_log(runtime, session, dataset_id, limit)
 
 
+def model_on_demand(
+    runtime: RuntimeDep, session: SessionDep,
+    model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
+) -> Callable[[], LoadedModel]:
+    """The model asked for, loaded only when the strategy needs one (404 or 503 then)."""
+    return lambda: get_loaded_model(runtime, get_trained_model(session, model))
+
+
 @router.get(
     "/{dataset_id}/suggestions",
     responses={**NOT_FOUND, 409: error("The model does not fit the data set's images or classes"),
-               503: error("No trained model yet"), **unprocessable("Invalid parameter, or no unlabelled image")},
+               503: error("No trained model yet (a strategy other than representative)"),
+               **unprocessable("Invalid parameter")},
 )
 def suggestions(
     dataset_id: DatasetId,
-    model: LoadedModelDep,
+    model: Annotated[Callable[[], LoadedModel], Depends(model_on_demand)],
     runtime: RuntimeDep,
     n: Annotated[int, Query(ge=1, le=200, description="How many images")] = 20,
-    strategy: Annotated[Literal[STRATEGIES], Query(description="bald | entropy | margin | random")] = "bald",
+    strategy: Annotated[Literal[(*STRATEGIES, FIRST_LABELS)] | None, Query(
+        description="bald | entropy | margin | random: the model's uncertainty; representative: images like many "
+                    "others and unlike each other, chosen from the pixels without a model (the first labels). "
+                    "Default: representative while some class has no label, else bald")] = None,
     diverse: Annotated[bool, Query(description="Spread the picks over the space of a (k-center)")] = False,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> SuggestionsPublic:
-    """The unlabelled images the model would most like labelled next, most informative first."""
+    """The unlabelled images to label next, most useful first: those the model is least sure of,
+    or, before a model can be trained, representative ones."""
     return services.suggestions(runtime, model, dataset_id, n, strategy, diverse, seed)

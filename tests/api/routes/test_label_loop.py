@@ -146,7 +146,7 @@ def bad_zips(mnist):
         "symlink": ({**good, "a/link.png": b"/etc/passwd"}, 422, "symbolic link"),
         "bomb": (bomb, 422, "zip bomb"),
         "not images": ({**good, "a/notes.txt": b"hello", "b/fake.png": b"GIF89a"}, 422, "2 file(s) are not readable"),
-        "empty class": ({**good, "c/": b""}, 422, "empty class folder(s): c"),
+        "empty test class": ({**good, "test/a/": b""}, 422, "empty test class folder(s): test/a"),
         "one class": ({"a/1.png": image, "unlabelled/2.png": image}, 422, "at least 2 classes"),
         "no class folder": ({"x/1.png": image}, 422, "no class folders found"),
         "too many classes": ({f"c{k}/x.png": image for k in range(1001)}, 422, "1,001 classes"),
@@ -174,6 +174,47 @@ def test_files_that_are_not_images_can_be_skipped_and_counted(client, mnist):
     body = upload(client, content, skip_invalid="true").json()
     assert body["n_images"] == 2 and len(body["skipped"]) == 2
     assert any("notes.txt" in entry for entry in body["skipped"])
+
+
+def test_files_that_are_not_images_outside_the_class_folders_are_skipped_and_listed(make_settings, start_client,
+                                                                                    mnist):
+    settings = make_settings()
+    client = start_client(settings)
+    entries, _images, _labels = image_folder(mnist, top="")
+    notes = {"README.md": b"# Three digits\n", "meta.csv": b"file,source\n", "notes.json": b"{}",
+             "docs/LICENSE.txt": b"CC0", "test/about.txt": b"held out"}
+    response = upload(client, zip_bytes({**entries, **notes}))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert sorted(body["skipped"]) == sorted(f"{name} (not an image, outside the class folders)" for name in notes)
+    assert body["class_names"] == NAMES and (body["n_images"], body["n_test_images"]) == (18, 6)
+
+
+def test_a_labels_csv_keeps_its_meaning_beside_other_files(client, mnist):
+    chosen = picks(mnist, 3, 2)
+    entries = {f"img/{i}.png": png(mnist[0].images[i]) for _, i in chosen}
+    entries["img/extra.png"] = png(mnist[0].images[59_998])
+    entries["README.md"] = b"labels in labels.csv"
+    entries["labels.csv"] = ("file_name,label\n" + "".join(f"img/{i}.png,{NAMES[k]}\n" for k, i in chosen)).encode()
+    body = upload(client, zip_bytes(entries)).json()
+    assert body["class_names"] == sorted(NAMES) and (body["n_images"], body["n_labelled"]) == (6, 6)
+    assert sorted(body["skipped"]) == ["README.md (not named in labels.csv)", "img/extra.png (not named in labels.csv)"]
+
+
+def test_an_unreadable_image_in_a_class_folder_is_named_unless_skipped(make_settings, start_client, mnist):
+    settings = make_settings()
+    client = start_client(settings)
+    image = png(mnist[0].images[0])
+    entries = {"a/1.png": image, "a/2.png": image, "b/3.png": image, "b/cut.png": image[:50],
+               "b/blank.png": png(np.zeros((28, 28), np.uint8))}
+    refused = upload(client, zip_bytes(entries))
+    assert refused.status_code == 422
+    detail = refused.json()["detail"]
+    assert "2 file(s) are not readable images" in detail and "b/cut.png" in detail and "b/blank.png (" in detail
+    assert "skip_invalid=true" in detail and stored(settings) == []
+    body = upload(client, zip_bytes({**entries, "loose.png": image}), skip_invalid="true").json()
+    assert body["n_images"] == 3 and [c["count"] for c in body["label_counts"]] == [2, 1]
+    assert sorted(entry.split(" (")[0] for entry in body["skipped"]) == ["b/blank.png", "b/cut.png", "loose.png"]
 
 
 def test_mixed_sizes_and_modes_come_to_one_grey_size(client, mnist):
@@ -255,6 +296,33 @@ def test_suggestions_come_from_the_unlabelled_pool_deterministically(labelled_se
     client.post(f"/datasets/{dataset['id']}/labels", json=[{"index": first["suggestions"][0]["index"], "label": 1}])
     again = client.get(url, params={"n": 10}).json()
     assert again["pool_size"] == 199 and first["suggestions"][0]["index"] not in {s["index"] for s in again["suggestions"]}
+
+
+def test_a_data_set_without_labels_gets_representative_suggestions_without_a_model(client, mnist):
+    entries = {f"{k}/": b"" for k in range(10)}  # the classes, none of whose images is labelled yet
+    entries.update({f"unlabelled/{i}.png": png(mnist[0].images[i]) for i in range(300)})
+    dataset = upload(client, zip_bytes(entries)).json()
+    assert (dataset["n_images"], dataset["n_labelled"], dataset["version"]) == (300, 0, 0)
+    assert [c["count"] for c in dataset["label_counts"]] == [0] * 10
+    url = f"/datasets/{dataset['id']}/suggestions"
+    first = client.get(url, params={"n": 10}).json()  # this server has no model at all
+    assert (first["strategy"], first["model_id"], first["pool_size"]) == ("representative", None, 300)
+    indices = [item["index"] for item in first["suggestions"]]
+    assert len(set(indices)) == 10 and all(0 <= index < 300 for index in indices)
+    scores = [item["score"] for item in first["suggestions"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
+    assert all(item["label"] is None and item["probabilities"] is None for item in first["suggestions"])
+    assert client.get(url, params={"n": 10}).json() == first
+    assert client.get(f"/datasets/{dataset['id']}/images/{indices[0]}").status_code == 200
+
+    refused = client.post("/train", json={"dataset": dataset["id"], "epochs": 1})
+    assert refused.status_code == 422 and "label at least one image of every class" in refused.json()["detail"]
+    labelled = [{"index": index, "label": int(mnist[0].labels[index])} for index in indices[:3]]
+    assert client.post(f"/datasets/{dataset['id']}/labels", json=labelled).status_code == 200
+    again = client.get(url, params={"n": 10}).json()  # fewer than one label per class: still no model needed
+    assert again["strategy"] == "representative" and again["pool_size"] == 297
+    assert not {item["index"] for item in again["suggestions"]} & set(indices[:3])
+    assert client.get(url, params={"strategy": "bald"}).status_code == 503
 
 
 def test_suggestions_need_a_model_that_fits_the_data_set(labelled_set, mnist):

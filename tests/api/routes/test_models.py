@@ -37,11 +37,23 @@ def test_the_trained_model_is_listed_and_described(model_client, trained_state):
     assert model["job_id"] == trained_state.job_id and model["dataset"] == "digits5k"
     assert model["name"] == "tiny"
     assert model["config"] == {"x_shape": [28, 28], "n_classes": 10, "a_dim": 4, "z_dim": 4, "hidden": [32],
-                               "activation": "relu", "skip": False, "batch_norm": False}
+                               "activation": "relu", "skip": False, "batch_norm": False, "deterministic_a": False}
     assert model["metrics"]["epochs"] == 2 and 0.0 <= model["metrics"]["test_error"] <= 1.0
     assert model_client.get(f"/models/{model['id']}").json() == model
     job = model_client.get(f"/jobs/{trained_state.job_id}").json()
     assert job["model_id"] == model["id"] and job["status"] == "succeeded"
+
+
+def test_the_supervised_baseline_on_the_same_labels_is_shown(model_client, trained_state):
+    from adgm_core.baseline import supervised_baseline
+    from adgm_core.data import load_builtin, semi_supervised_split
+
+    [model] = model_client.get("/models").json()["models"]
+    train, test = load_builtin("digits5k")  # the tiny job's labels: 10 per class drawn with seed 0
+    expected = supervised_baseline(semi_supervised_split(train, 10, 0), test).to_dict()
+    assert model["supervised_baseline"] == model["metrics"]["supervised_baseline"] == expected
+    assert expected["kind"] == "logistic_regression" and expected["n_labelled"] == 100
+    assert 0.6 < expected["test_accuracy"] < 0.9
 
 
 def test_a_model_finished_elsewhere_becomes_the_default_without_restart(model_client, trained_state):
