@@ -44,14 +44,23 @@ class Predictor:
             raise ValueError(f"expected uint8 images of shape (N, {self.config.x_shape[0]}, {self.config.x_shape[1]}),"
                              f" got {images.dtype} {images.shape}")
 
-    @torch.no_grad()
     def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """q(y | x) for uint8 images (N, H, W) and each image's novelty in [0, 1]."""
+        return self.probabilities(images), self.novelty(images)
+
+    @torch.no_grad()
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """q(y | x) for uint8 images (N, H, W): (N, K)."""
         self._check(images)
-        x = as_model_input(images, self.device)
-        probabilities = class_probabilities(self.model, x, self._eps_y)
-        nll = negative_bound(self.model, x, self._eps_a, self._eps_z)
-        return probabilities.cpu().numpy(), novelty_score(nll.cpu().numpy(), self.card["novelty"])
+        return class_probabilities(self.model, as_model_input(images, self.device), self._eps_y).cpu().numpy()
+
+    @torch.no_grad()
+    def novelty(self, images: np.ndarray) -> np.ndarray:
+        """Each image's novelty in [0, 1] (adgm_core.novelty): the bound on log p(x) through every
+        label's decoder, several times the work of `probabilities`."""
+        self._check(images)
+        nll = negative_bound(self.model, as_model_input(images, self.device), self._eps_a, self._eps_z)
+        return novelty_score(nll.cpu().numpy(), self.card["novelty"])
 
     def sample(self, labels: list[int], seed: int) -> np.ndarray:
         """One uint8 image (H, W) per label, from p(x | y, z) with z drawn by `seed`."""

@@ -1,7 +1,7 @@
 """Reads of the job store shaped for the API, and the records the API itself writes. Table rows
 become response bodies here, and only here, through `model_validate`."""
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from app.schemas import DatasetPublic, JobPublic, LabelEntryPublic, LabelLogPublic, ModelPublic
@@ -25,10 +25,23 @@ def progress_after(session: Session, job_id: str, seq: int = 0) -> list[JobProgr
     return list(session.scalars(query))
 
 
+NEWEST_FIRST = (TrainedModel.created_at.desc(), TrainedModel.id)
+_DEFAULT_MODEL_ID = select(TrainedModel.id).order_by(*NEWEST_FIRST).limit(1)
+_MODEL_ID = select(TrainedModel.id).where(TrainedModel.id == bindparam("model_id"))
+
+
 def default_model(session: Session) -> TrainedModel | None:
     """The newest model: the one used when a request names none."""
-    query = select(TrainedModel).order_by(TrainedModel.created_at.desc(), TrainedModel.id).limit(1)
-    return session.scalars(query).first()
+    return session.scalars(select(TrainedModel).order_by(*NEWEST_FIRST).limit(1)).first()
+
+
+def served_model_id(connection: Connection, model_id: str | None) -> str | None:
+    """The id of the model an inference request means: `model_id` if that model exists, else (None)
+    the default model's; None when there is none. One indexed lookup of one column outside any ORM
+    session, cheap enough to ask on every request."""
+    if model_id is None:
+        return connection.scalar(_DEFAULT_MODEL_ID)
+    return connection.scalar(_MODEL_ID, {"model_id": model_id})
 
 
 def model_public(model: TrainedModel, default_id: str | None) -> ModelPublic:

@@ -156,7 +156,7 @@ def predict(tasks: list, config: LabellingConfig, model: LoadedModel, fetcher: L
             continue
         answers.append(None)
     if images:
-        probabilities, _novelty = model.classify(np.stack(list(images.values())))
+        probabilities, _ = model.classify(np.stack(list(images.values())), novelty=False)
         for position, p in zip(images, probabilities):
             label = int(np.argmax(p))
             if label not in choice_of:

@@ -34,10 +34,10 @@ class ModelCache:
 
     def get(self, record: TrainedModel) -> LoadedModel:
         """The predictor of `record`, loaded (and checked against its sha256) on first use."""
-        if loaded := self._cached(record.id):
+        if loaded := self.cached(record.id):
             return loaded
         with self._load_lock:  # one load at a time, so a burst of requests loads a model once
-            if loaded := self._cached(record.id):
+            if loaded := self.cached(record.id):
                 return loaded
             try:
                 model, card = load_model(self.artifacts.model_dir(record.id), expected_sha256=record.sha256)
@@ -65,7 +65,8 @@ class ModelCache:
             raise ModelUnavailable(record.id, f"{card_file} is damaged ({type(error).__name__}: {error}).") from error
         return loaded
 
-    def _cached(self, model_id: str) -> LoadedModel | None:
+    def cached(self, model_id: str) -> LoadedModel | None:
+        """The model if it is loaded, else None."""
         with self._lock:
             loaded = self._models.get(model_id)
             if loaded is not None:

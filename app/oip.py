@@ -134,6 +134,9 @@ class InferenceRequest:
     images: np.ndarray  # uint8 (N, H, W)
     outputs: list[tuple[str, bool]]  # (name, as binary data), in the order asked for
 
+    def wants(self, output: str) -> bool:
+        return any(name == output for name, _binary in self.outputs)
+
 
 def _object(value: Any, what: str) -> dict:
     if not isinstance(value, dict):
@@ -257,12 +260,13 @@ def parse_request(body: bytes, header_length: str | None, image_shape: tuple[int
 
 
 def encode_response(request: InferenceRequest, model_name: str, model_version: str, probabilities: np.ndarray,
-                    novelty: np.ndarray) -> tuple[bytes, dict[str, str]]:
-    """The response body and its headers: JSON alone, or a JSON header followed by binary outputs."""
-    tensors = {"probabilities": np.asarray(probabilities, "<f4"), "novelty": np.asarray(novelty, "<f4")}
+                    novelty: np.ndarray | None) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers: JSON alone, or a JSON header followed by binary outputs.
+    `novelty` may be None when the request does not ask for it."""
+    tensors = {"probabilities": probabilities, "novelty": novelty}
     outputs, binary = [], []
     for name, as_binary in request.outputs:
-        tensor = tensors[name]
+        tensor = np.asarray(tensors[name], "<f4")
         output = {"name": name, "datatype": "FP32", "shape": list(tensor.shape)}
         if as_binary:
             binary.append(tensor.tobytes())

@@ -302,7 +302,7 @@ class Classification(BaseModel):
     label: int
     label_name: str
     probabilities: list[float]
-    novelty: float = Field(ge=0.0, le=1.0)
+    novelty: float | None = Field(ge=0.0, le=1.0, description="null unless asked for with ?novelty=true")
 
 
 class ClassifyPublic(BaseModel):

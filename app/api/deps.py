@@ -6,12 +6,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
-from app import crud
 from app.inference import LoadedModel
 from app.runtime import Runtime
+from app.served_model import served_model
 from store.config import Settings
 from store.ids import ID_PATTERN
-from store.tables import TrainedModel
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -43,13 +42,15 @@ def model_not_found(model_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Model {model_id} does not exist.")
 
 
-def get_trained_model(
-    session: SessionDep,
+def get_loaded_model(
+    runtime: RuntimeDep,
     model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
-) -> TrainedModel:
-    record = crud.default_model(session) if model is None else session.get(TrainedModel, model)
-    if record is not None:
-        return record
+) -> LoadedModel:
+    """The model named, else the newest (app.served_model: checked against the job store on every
+    request, loaded once)."""
+    loaded = served_model(runtime, model)
+    if loaded is not None:
+        return loaded
     if model is not None:
         raise model_not_found(model)
     raise HTTPException(
@@ -57,10 +58,6 @@ def get_trained_model(
         detail="No trained model yet: start one with POST /train (for example {\"dataset\": \"digits5k\", "
         "\"epochs\": 10}) and try again when the job has succeeded.",
     )
-
-
-def get_loaded_model(runtime: RuntimeDep, record: Annotated[TrainedModel, Depends(get_trained_model)]) -> LoadedModel:
-    return runtime.models.get(record)
 
 
 LoadedModelDep = Annotated[LoadedModel, Depends(get_loaded_model)]

@@ -53,7 +53,7 @@ def train_sample_classify(client: httpx.Client, digits) -> dict:
 
     images, labels = digits
     files = [("files", (f"mnist{int(label)}.png", encode(image), "image/png")) for image, label in zip(images, labels)]
-    answer = client.post("/classify", files=files)
+    answer = client.post("/classify", files=files, params={"novelty": "true"})
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert answer.json()["model_id"] == final["model_id"] and len(results) == 3

@@ -93,7 +93,8 @@ def test_a_batch_gets_the_probabilities_of_classify(client, server, auth, traine
     digits, _labels = test_digits
     pngs = [encode(digit) for digit in digits[:24]]
     with httpx.Client(base_url=f"http://{server}", headers=auth, timeout=60) as http:
-        answer = http.post("/classify", files=[("files", (f"{i}.png", png)) for i, png in enumerate(pngs)]).json()
+        answer = http.post("/classify", params={"novelty": "true"},
+                           files=[("files", (f"{i}.png", png)) for i, png in enumerate(pngs)]).json()
     expected = np.array([result["probabilities"] for result in answer["results"]], np.float32)
     expected_novelty = np.array([result["novelty"] for result in answer["results"]], np.float32)
     images = np.stack([to_model_input(decode_upload(png), (28, 28)) for png in pngs])

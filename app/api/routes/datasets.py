@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Path, Q
 
 from adgm_core.acquisition import STRATEGIES
 from app import services
-from app.api.deps import RuntimeDep, SessionDep, SettingsDep, get_loaded_model, get_trained_model
+from app.api.deps import RuntimeDep, SessionDep, SettingsDep, get_loaded_model
 from app.api.responses import BODY_ERRORS, error, unprocessable
 from app.inference import LoadedModel
 from app.schemas import (DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic,
@@ -116,7 +116,7 @@ def model_on_demand(
     model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
 ) -> Callable[[], LoadedModel]:
     """The model asked for, loaded only when the strategy needs one (404 or 503 then)."""
-    return lambda: get_loaded_model(runtime, get_trained_model(session, model))
+    return lambda: get_loaded_model(runtime, model)
 
 
 @router.get(

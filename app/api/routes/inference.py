@@ -73,17 +73,19 @@ def classify(
     model: LoadedModelDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="One or more PNG or JPEG images, any size")],
+    novelty: Annotated[bool, Query(description="Also score each image's novelty (several times the work)")] = False,
 ) -> ClassifyPublic:
-    """Class probabilities and a novelty score (0 typical … 1 unusual) for each image."""
-    images = np.stack([_model_input(upload, settings, model.image_shape) for upload in files])
-    probabilities, novelty = model.classify(images)
+    """Class probabilities for each image, and with `novelty=true` a novelty score (0 typical … 1 unusual)."""
+    with model.preparing():
+        images = np.stack([_model_input(upload, settings, model.image_shape) for upload in files])
+    probabilities, scores = model.classify(images, novelty)
     results = [
         Classification(
             filename=upload.filename, label=int(np.argmax(p)), label_name=model.class_names[int(np.argmax(p))],
             probabilities=[float(v) for v in p],
-            novelty=float(score),
+            novelty=None if scores is None else float(scores[i]),
         )
-        for upload, p, score in zip(files, probabilities, novelty)
+        for i, (upload, p) in enumerate(zip(files, probabilities))
     ]
     return ClassifyPublic(model_id=model.id, results=results)
 

@@ -11,14 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app import crud
-from app.api.deps import RuntimeDep, SessionDep, SettingsDep
+from app.api.deps import RuntimeDep, SettingsDep
 from app.inference import LoadedModel
 from app.oip import (EXTENSIONS, HEADER_LENGTH, INFERENCE_REQUEST_SCHEMA, InferenceResponse, ModelMetadata,
                      ModelReady, ProtocolError, ProtocolErrorBody, ServerLive, ServerMetadata, ServerReady,
                      encode_response, model_metadata, parse_request)
+from app.served_model import served_model
 from store.ids import ID_PATTERN
-from store.tables import TrainedModel
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
@@ -34,17 +33,17 @@ INFER_ERRORS = {
 }
 
 
-def _named_model(name: str, session: SessionDep, runtime: RuntimeDep) -> tuple[str, LoadedModel]:
-    record = None
+def _named_model(name: str, runtime: RuntimeDep) -> tuple[str, LoadedModel]:
+    loaded = None
     if name == DEFAULT:
-        record = crud.default_model(session)
-        if record is None:
+        loaded = served_model(runtime, None)
+        if loaded is None:
             raise ProtocolError("No trained model yet: start one with POST /train.", status=503)
     elif re.fullmatch(ID_PATTERN, name):
-        record = session.get(TrainedModel, name)
-    if record is None:
+        loaded = served_model(runtime, name)
+    if loaded is None:
         raise ProtocolError(f"Unknown model {name!r}: name a model id (GET /models) or '{DEFAULT}'.", status=404)
-    return name, runtime.models.get(record)
+    return name, loaded
 
 
 NamedModel = Annotated[tuple[str, LoadedModel], Depends(_named_model)]
@@ -94,6 +93,6 @@ def infer(model: NamedModel, settings: SettingsDep, request: Request, body: Anno
     """Class probabilities and novelty of a batch of images (input `image`, see docs/api.md)."""
     name, loaded = model
     parsed = parse_request(body, request.headers.get(HEADER_LENGTH), loaded.image_shape, settings.max_infer_images)
-    probabilities, novelty = loaded.classify(parsed.images)
+    probabilities, novelty = loaded.classify(parsed.images, novelty=parsed.wants("novelty"))
     content, headers = encode_response(parsed, name, loaded.id, probabilities, novelty)
     return Response(content, headers=headers)

@@ -82,7 +82,7 @@ async function classify() {
   await withDrawing(classifyButton, "Classifying…", async (model, png) => {
     const form = new FormData();
     form.append("files", png, "drawing.png");
-    const answer = await (await postForm("classify", form, { model: model.id })).json();
+    const answer = await (await postForm("classify", form, { model: model.id, novelty: "true" })).json();
     renderResult(answer.results[0]);
   });
 }

@@ -20,7 +20,7 @@ def test_before_any_model(client, encode):
 def test_real_digits_get_probabilities_and_novelty(model_client, trained_state, test_digits, encode):
     images, _labels = test_digits
     files = as_files(*((f"digit{index}.png", encode(255 - images[index])) for index in range(5)))
-    response = model_client.post("/classify", files=files)
+    response = model_client.post("/classify", files=files, params={"novelty": "true"})
     assert response.status_code == 200
     body = response.json()
     assert body["model_id"] == trained_state.model_id
@@ -31,6 +31,24 @@ def test_real_digits_get_probabilities_and_novelty(model_client, trained_state, 
         assert np.all(probabilities >= 0) and probabilities.sum() == pytest.approx(1.0, abs=1e-4)
         assert result["label"] == int(np.argmax(probabilities))
         assert 0.0 <= result["novelty"] <= 1.0
+
+
+def test_novelty_only_when_asked_and_the_predictors_numbers_exactly(model_client, trained_state, test_digits, encode):
+    from adgm_core.images import decode_upload, to_model_input
+    from adgm_core.predictor import Predictor
+
+    images, _labels = test_digits
+    pngs = [encode(images[index]) for index in range(4)]
+    files = as_files(*(("d.png", png) for png in pngs))
+    plain = model_client.post("/classify", files=files).json()["results"]
+    asked = model_client.post("/classify", files=files, params={"novelty": "true"}).json()["results"]
+    assert [result["novelty"] for result in plain] == [None] * 4  # the key is kept, null
+    assert [result["probabilities"] for result in plain] == [result["probabilities"] for result in asked]
+    predictor = Predictor.from_directory(trained_state.directory / "artifacts" / "models" / trained_state.model_id)
+    probabilities, novelty = predictor.classify(np.stack([to_model_input(decode_upload(png)) for png in pngs]))
+    assert np.array_equal(np.array([result["probabilities"] for result in plain], np.float32), probabilities)
+    assert [result["novelty"] for result in asked] == [float(score) for score in novelty]
+    assert model_client.post("/classify", files=files, params={"novelty": "perhaps"}).status_code == 422
 
 
 def test_the_same_request_gets_the_same_answer(model_client, test_digits, encode):
@@ -51,10 +69,12 @@ def test_jpeg_large_and_colour_images(model_client, test_digits, encode):
 
 def test_noise_is_more_unusual_than_digits(model_client, test_digits, encode):
     images, _ = test_digits
-    digits = model_client.post("/classify", files=as_files(*(("d.png", encode(images[i])) for i in range(20))))
+    digits = model_client.post("/classify", files=as_files(*(("d.png", encode(images[i])) for i in range(20))),
+                               params={"novelty": "true"})
     rng = np.random.default_rng(0)
     noise = [encode(rng.integers(0, 256, (28, 28), dtype=np.uint8)) for _ in range(3)]
-    unusual = model_client.post("/classify", files=as_files(*(("noise.png", png) for png in noise)))
+    unusual = model_client.post("/classify", files=as_files(*(("noise.png", png) for png in noise)),
+                                params={"novelty": "true"})
     digit_novelty = np.mean([result["novelty"] for result in digits.json()["results"]])
     assert min(result["novelty"] for result in unusual.json()["results"]) > digit_novelty
 

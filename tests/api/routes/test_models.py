@@ -90,6 +90,22 @@ def test_deleting_the_default_falls_back_to_the_next_newest(model_client, traine
     assert model_client.get("/models").json()["default"] == trained_state.model_id
 
 
+def test_a_second_api_process_serves_a_new_or_deleted_model_from_its_next_request(
+        model_client, start_client, trained_state, test_digits, encode):
+    other = start_client(model_client.app.state.runtime.settings)  # another API process on the same store
+    files = [("files", ("d.png", encode(test_digits[0][0]), "image/png"))]
+    served = lambda client, **params: client.post("/classify", files=files, params=params)  # noqa: E731
+    assert {served(client).json()["model_id"] for client in (model_client, other)} == {trained_state.model_id}
+    newer = add_copy_of_model(model_client, trained_state.model_id)  # a worker publishes a model
+    assert served(other).json()["model_id"] == newer
+    assert model_client.delete(f"/models/{newer}").status_code == 204
+    assert served(other).json()["model_id"] == trained_state.model_id
+    assert other.get("/sample", params={"label": 1}).headers["x-model-id"] == trained_state.model_id
+    assert other.get("/v2/models/default").json()["versions"] == [trained_state.model_id]
+    assert served(other, model=newer).status_code == 404
+    assert other.get(f"/v2/models/{newer}").status_code == 404
+
+
 def test_unknown_and_malformed_model_ids(client):
     unknown = new_id()
     assert client.get(f"/models/{unknown}").status_code == 404
