@@ -203,14 +203,15 @@ def recipe(bench: Bench) -> None:
 
 
 def serving(bench: Bench) -> None:
-    run = bench.run("serving.py", "--seconds", "1", "--generator", "httpx", "--port", str(free_port()),
+    run = bench.run("serving.py", "--seconds", "1", "--rounds", "2", "--generator", "httpx", "--port", str(free_port()),
                     "--out", "{out}/serving.json")
     results = run.json_file("serving.json")
-    assert has_cpu(results["machine"])
+    assert has_cpu(results["machine"]) and results["machine"]["code"] == str(REPO_ROOT)
     floor = results["floor"]
     for route in ("classify", "bare_upload", "sample", "bare_png"):
-        assert floor[route]["requests"] > 0 and has(floor[route], "requests_per_second", "p50_ms", "p99_ms")
-    assert has(floor, "classify_vs_floor_throughput", "sample_vs_floor_throughput")
+        assert floor[route]["requests"] > 0 and floor[route]["rounds"] == 2
+        assert has(floor[route], "requests_per_second", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+    assert has(floor, "classify_vs_floor_throughput", "classify_vs_floor_p99", "sample_vs_floor_cpu_per_request")
     assert has(results["mixed"], "c32", "c128", "server_peak_rss_mib")
     training = results["training"]
     assert training["training"]["job_status_during"] == "running"
