@@ -1,7 +1,9 @@
 """The "Label next" panel in Chromium: upload a zip of real MNIST digits, label 10 suggested
-images with the keyboard, retrain warm, and the new model appears."""
+images with the keyboard, retrain warm, and the new model appears; a big zip without labels shows
+its decoding progress, then the panel offers representative images to label first."""
 
 import io
+import re
 import zipfile
 
 import httpx
@@ -75,3 +77,42 @@ def test_label_ten_suggestions_by_keyboard_and_retrain(page, server, trained_mod
     new_model = httpx.get(f"{server}/jobs/{job_id}").json()["model_id"]
     assert new_model not in models_before
     expect(page.locator(f'#model-select option[value="{new_model}"]')).to_have_count(1, timeout=30_000)
+
+
+def test_a_big_upload_without_labels_shows_progress_then_offers_first_labels(page, server, mnist_dir, tmp_path):
+    train, _test = load_mnist(mnist_dir)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for k in range(10):
+            archive.writestr(zipfile.ZipInfo(f"{k}/"), b"")  # the classes; none of their images is labelled yet
+        for i in range(3000):  # more than ADGM_UPLOAD_BACKGROUND_IMAGES: decoded in the background
+            image = io.BytesIO()
+            Image.fromarray(train.images[i]).save(image, "PNG")
+            archive.writestr(f"unlabelled/{i}.png", image.getvalue())
+        archive.writestr("README.md", "3,000 digits, no labels")
+    path = tmp_path / "unlabelled.zip"
+    path.write_bytes(buffer.getvalue())
+
+    page.set_input_files("#upload-file", str(path))
+    page.click("#upload-submit")
+    expect(page.locator("#upload-result")).to_contain_text(re.compile(r"Waiting to decode|Decoding images: [\d,]+ of 3,000"))
+    expect(page.locator("#upload-progress-row")).to_be_visible()
+    expect(page.locator("#upload-result")).to_contain_text("Uploaded 3000 images (0 labelled) in 10 classes",
+                                                           timeout=TRAINING_MS)
+    expect(page.locator("#upload-result")).to_contain_text("Skipped 1 file(s): README.md")
+    expect(page.locator("#upload-progress-row")).to_be_hidden()
+    expect(page.locator("#label-hint")).to_contain_text("No class has a label yet")
+    expect(page.locator("#label-strategy")).to_have_value("representative")
+    dataset_id = page.eval_on_selector("#label-dataset", "select => select.value")
+
+    page.click("#label-suggest")
+    cards = page.locator("#label-cards .label-card")
+    expect(cards).to_have_count(10)
+    indices = [int(cards.nth(i).get_attribute("data-index")) for i in range(10)]
+    assert len(set(indices)) == 10 and all(0 <= index < 3000 for index in indices)
+    expect(cards.first).to_contain_text("% of the images")
+    expect(cards.first).to_be_focused()
+    page.keyboard.press(str(int(train.labels[indices[0]])))
+    expect(page.locator("#label-added")).to_contain_text("1 label")
+    detail = httpx.get(f"{server}/datasets/{dataset_id}").json()
+    assert detail["n_labelled"] == 1 and detail["label_counts"][int(train.labels[indices[0]])]["count"] == 1

@@ -20,6 +20,11 @@ function describeModel(model) {
   const { test_error: testError, self_consistency: selfConsistency } = model.metrics || {};
   const parts = [model.name || `model ${model.id.slice(0, 8)}`, model.dataset];
   if (Number.isFinite(testError)) parts.push(`test error ${(testError * 100).toFixed(1)}%`);
+  // A plain classifier on the same labels: what the unlabelled images added is the difference.
+  const baseline = model.supervised_baseline;
+  if (baseline && Number.isFinite(baseline.test_accuracy)) {
+    parts.push(`labels alone: error ${((1 - baseline.test_accuracy) * 100).toFixed(1)}% (logistic regression)`);
+  }
   // The model's own q(y|x) on its samples of each label: how often a drawn k reads back as k.
   if (Number.isFinite(selfConsistency)) parts.push(`samples self-consistent ${(selfConsistency * 100).toFixed(0)}%`);
   return parts.join(" · ") + (model.is_default ? " (default)" : "");
