@@ -114,6 +114,10 @@ def test_a_batch_gets_the_probabilities_of_classify(client, server, auth, traine
                         outputs=[triton.InferRequestedOutput("novelty", binary_data=False)])
     assert [output["name"] for output in only.get_response()["outputs"]] == ["novelty"]
     assert only.as_numpy("probabilities") is None
+    without_novelty = client.infer("default", [image_input(images)], headers=dict(auth),  # novelty not computed
+                                   outputs=[triton.InferRequestedOutput("probabilities")])
+    np.testing.assert_array_equal(without_novelty.as_numpy("probabilities"), expected)
+    assert without_novelty.as_numpy("novelty") is None
 
 
 def refused(call) -> InferenceServerException:
