@@ -75,7 +75,8 @@ PRESETS: dict[str, Preset] = {
             name="mnist-long",
             description="MNIST with 10 labels per class, two hours of one CPU core: 180 epochs, 10 draws of a"
                         " in the classification term, the rate x0.75 every 20 epochs",
-            expected="being measured (docs/results.md)",
+            expected="97.5 % test accuracy on label draw 1 (best 97.6 %), samples judged the asked digit 97.9 % of"
+                     " the time (worst label 93 %); 180 epochs in 99 CPU minutes at one thread",
             params=dict(epochs=180, learning_rate=2e-3, lr_decay=0.75, lr_decay_every=20, batch_norm=True,
                         mc_samples=1, classifier_samples=10, classifier_shift=2),
             dataset="mnist",
