@@ -26,7 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from adgm_core.data import DataError, ImageSet
 from adgm_core.data.uploads import Upload as DecodedUpload
 from adgm_core.data.uploads import UploadPlan
-from store.artifacts import StagedUpload
+from store.artifacts import Owner, StagedUpload
 from store.config import Settings
 from store.db import utcnow
 from store.ids import new_id
@@ -168,7 +168,11 @@ class UploadProcessor:
             log.warning("upload %s: its failure was not recorded: %s", pending.id, failure)
 
     def _beat(self) -> None:
+        """Beats this process's uploads in the job store and touches its staging files, so that
+        neither another process's reaper nor its `sweep` takes them for a dead process's."""
+        files = Owner.this_process()
         while not self._stop.wait(self.settings.heartbeat_seconds):
+            self.settings.artifacts.touch_staged(files)
             try:
                 self.store.beat(self.owner)
             except SQLAlchemyError as error:  # the next beat retries

@@ -5,17 +5,26 @@
     models/.deleted-<model id>/      a model being deleted
     jobs/<job id>/                   a job's resumable training state, while the job is unfinished
     datasets/<dataset id>.npz        an uploaded data set
-    datasets/.<dataset id>.npz.tmp   an upload being received
+    datasets/.<dataset id>.<pid>@<host>.npz.tmp
+                                     an upload being received or decoded by the API process <pid>
+                                     of <host> (its hostname and pid namespace)
 
 Every file appears under its final name complete or not at all (a rename), so a crash leaves
-only dot-named leftovers, which `sweep` removes.
+only dot-named leftovers, which `sweep` removes. Several API processes, on one machine or on
+several, may share one artifact store: `sweep` removes an upload's staging file when its owner
+is a process of this host that no longer runs; an owner on another host cannot be asked, so its
+file goes only once nobody touched it for longer than a live owner ever leaves it (a live owner
+touches its staging files at every heartbeat: `touch_staged`), as does a file named before
+owners were.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +37,48 @@ if TYPE_CHECKING:
 
 CHUNK = 1024 * 1024
 PARTIAL_MODEL_MAX_AGE_SECONDS = 3600  # a live worker writes a model in seconds; older staging is a leftover
+STAGED_UPLOAD_MAX_AGE_SECONDS = 3600  # a live owner touches its staging files every heartbeat (seconds)
+STAGED_UPLOAD = re.compile(r"\.(?P<id>[0-9a-f]{32})(?:\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+))?\.npz\.tmp")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that holds a staging file: its pid, and its host as the hostname and the pid
+    namespace (two containers may share a hostname and an artifact volume, never a pid namespace)."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), _this_host())
+
+    def __str__(self) -> str:
+        return f"{self.pid}@{self.host}"
+
+    def is_here(self) -> bool:
+        """A process of this host (and pid namespace), whose pid tells whether it runs."""
+        return self.host == _this_host()
+
+    def runs(self) -> bool:
+        """Whether the process of this pid runs (on this host: see `is_here`); a pid taken again
+        by another process counts as running, which keeps a file, never removes one."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # it runs, as another user
+            return True
+        return True
+
+
+def _this_host() -> str:
+    name = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-") or "host"
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # no /proc: the hostname alone
+        return name
+    return f"{name}-{namespace}"
 
 
 @dataclass
@@ -96,9 +147,12 @@ class Artifacts:
     def delete_training_state(self, job_id: str) -> None:
         shutil.rmtree(self.training_state_dir(job_id), ignore_errors=True)
 
+    def staged_path(self, dataset_id: str, owner: Owner) -> Path:
+        return self.datasets_dir / f".{dataset_id}.{owner}.npz.tmp"
+
     def stage_dataset(self, dataset_id: str, source: BinaryIO) -> StagedUpload:
-        """Copies `source` durably into the staging file of `dataset_id`."""
-        upload = StagedUpload(self.datasets_dir / f".{dataset_id}.npz.tmp", self.dataset_path(dataset_id), "")
+        """Copies `source` durably into the staging file of `dataset_id`, owned by this process."""
+        upload = StagedUpload(self.staged_path(dataset_id, Owner.this_process()), self.dataset_path(dataset_id), "")
         try:
             upload.sha256 = _copy_durably(source, upload.path)
         except BaseException:
@@ -120,22 +174,51 @@ class Artifacts:
             upload.path.unlink(missing_ok=True)
 
     def delete_dataset(self, dataset_id: str) -> None:
-        """Removes an upload's file and its staging file (an upload that failed after its owner was lost)."""
-        StagedUpload(self.datasets_dir / f".{dataset_id}.npz.tmp", self.dataset_path(dataset_id), "",
-                     published=True).discard()
+        """Removes an upload's file and its staging files, whoever held them (an upload that failed
+        after its owner was lost)."""
+        self.dataset_path(dataset_id).unlink(missing_ok=True)
+        for staged in self.datasets_dir.glob(f".{dataset_id}.*npz.tmp"):
+            staged.unlink(missing_ok=True)
+
+    def touch_staged(self, owner: Owner) -> None:
+        """Marks the staging files of `owner` as in use now, so that no `sweep` takes them for leftovers."""
+        for path in self.datasets_dir.glob(f".*.{owner}.npz.tmp"):
+            try:
+                os.utime(path)
+            except FileNotFoundError:  # published or discarded meanwhile
+                pass
 
     def sweep(self) -> list[Path]:
-        """Removes what crashes leave behind: cut-off uploads, half-deleted models, and model
-        writes abandoned for longer than any live write takes. Returns what it removed."""
-        removed = list(self.datasets_dir.glob(".*.npz.tmp")) + list(self.models_dir.glob(".deleted-*"))
-        cutoff = time.time() - PARTIAL_MODEL_MAX_AGE_SECONDS
-        removed += [path for path in self.models_dir.glob(".*.partial") if path.stat().st_mtime < cutoff]
+        """Removes what crashes leave behind: uploads cut off by the death of their process,
+        half-deleted models, and staging abandoned for longer than any live owner leaves it.
+        Safe while other processes write to the store: it never removes a live owner's staging
+        file, and a file that goes away meanwhile is skipped. Returns what it removed."""
+        removed = [path for path in self.datasets_dir.glob(".*.npz.tmp") if _abandoned_upload(path)]
+        removed += list(self.models_dir.glob(".deleted-*"))  # being deleted: whoever removes it, it goes
+        removed += [path for path in self.models_dir.glob(".*.partial")
+                    if _untouched_for(path, PARTIAL_MODEL_MAX_AGE_SECONDS)]
         for path in removed:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
         return removed
+
+
+def _abandoned_upload(path: Path) -> bool:
+    """An owner on this host decides by whether it runs; one elsewhere, or none named, by the file's age."""
+    match = STAGED_UPLOAD.fullmatch(path.name)
+    if match and match["pid"] and (owner := Owner(int(match["pid"]), match["host"])).is_here():
+        return not owner.runs()
+    return _untouched_for(path, STAGED_UPLOAD_MAX_AGE_SECONDS)
+
+
+def _untouched_for(path: Path, seconds: float) -> bool:
+    """True when `path` was last modified more than `seconds` ago; False when it is gone."""
+    try:
+        return path.stat().st_mtime < time.time() - seconds
+    except FileNotFoundError:  # renamed into place or removed by its owner meanwhile
+        return False
 
 
 def _copy_durably(source: BinaryIO, target: Path) -> str:

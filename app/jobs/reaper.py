@@ -2,8 +2,9 @@
 
 Every `reaper_seconds` it re-queues running jobs whose heartbeat went stale (their worker died)
 and sends them again, sends again queued jobs that the broker lost, restarts dead embedded
-workers, and fails uploads whose API process died while decoding them (removing their files).
-Every change is a conditional update, so several API processes may reap at once.
+workers, fails uploads whose API process died while decoding them (removing their files), and
+sweeps the artifact store of what stopped processes left (store.artifacts: never a live owner's
+file). Every change is a conditional update, so several API processes may reap at once.
 """
 
 import logging
@@ -47,3 +48,5 @@ class Reaper:
         for job_id in self.dispatcher.resend_lost(self.settings.redispatch_after_seconds):
             log.warning("job %s was not in the broker's queue; sent again", job_id)
         self.uploads.reap()
+        for leftover in self.settings.artifacts.sweep():
+            log.info("removed %s, left behind by a process that stopped", leftover.name)
