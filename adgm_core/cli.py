@@ -18,7 +18,7 @@ from adgm_core.data.sources import BUILTIN_NAMES
 from adgm_core.evaluation import error_rate
 from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
 from adgm_core.predictor import Predictor
-from adgm_core.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, configs_for, resolve
+from adgm_core.presets import DEFAULT_PRESET, PARAMETERS, PRESETS, DataProfile, configs_for, resolve
 
 app = typer.Typer(help="Train and use the Auxiliary Deep Generative Model.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -102,9 +102,11 @@ def train(
         given["hidden"] = [int(h) for h in hidden.split(",")]
     if out.exists():
         raise fail(f"{out} already exists; choose a new --out directory")
+    if preset not in PRESETS:
+        raise fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     try:
-        params = resolve(preset, **given)
         train_set, test_set = load_data(data or PRESETS[preset].dataset, mnist_dir, download_root)
+        params = resolve(preset, DataProfile.of(train_set), **given)  # the preset adapted to these images
         split = semi_supervised_split(train_set, params["labels_per_class"], params["seed"])
         model_config, train_config = configs_for(train_set, params, device=device, checkpoint_every=checkpoint_every,
                                                  compile=compile)

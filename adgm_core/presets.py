@@ -9,6 +9,7 @@ values override it. The CLI, the service's `POST /train` and the worker all reso
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +31,56 @@ class Preset:
     expected: str  # time and accuracy measured for this preset (docs/results.md)
     params: dict[str, Any] = field(default_factory=dict)
     dataset: str = "digits5k"  # the data set the recipe was tuned and measured on
+    tuned_images: tuple[int, int] = (4000, 5000)  # the training-set sizes it was tuned on (28×28 images)
 
-    def resolve(self, **overrides: Any) -> dict[str, Any]:
-        """Every training parameter: the core's defaults, then this preset's, then `overrides`
-        (None means "not given")."""
+    def resolve(self, data: DataProfile | None = None, **overrides: Any) -> dict[str, Any]:
+        """Every training parameter: the core's defaults, then this preset's (adapted to `data`
+        when given, see `adapted_to`), then `overrides` (None means "not given")."""
         unknown = sorted(set(overrides) - set(PARAMETERS))
         if unknown:
             raise ValueError(f"unknown training parameter(s): {', '.join(unknown)}")
+        given = {key: value for key, value in overrides.items() if value is not None}
         params = {**_core_defaults(), **self.params}
-        params.update({key: value for key, value in overrides.items() if value is not None})
+        if data is not None:
+            params.update(self.adapted_to(data, given.get("batch_size", params["batch_size"])))
+        params.update(given)
         return params
+
+    def adapted_to(self, data: DataProfile, batch_size: int) -> dict[str, Any]:
+        """The parameters this recipe sets, for `data` instead of the data it was tuned on.
+
+        - Training length is counted in optimizer steps: the preset's epochs on its tuned
+          training sets (`tuned_images`) span a range of steps; a training set that would get
+          fewer gets more epochs, one that would get more gets fewer, so that a small upload is
+          trained as long as the tuned set and a large one takes no longer (the preset's time).
+          Inside the range the preset's epochs stand unchanged.
+        - `classifier_shift` keeps its share of the image: 2 pixels of 28 are 1 of 14 or of 8.
+        """
+        preset = {**_core_defaults(), **self.params}
+        steps_per_epoch = max(1, data.n_images // batch_size)  # as the trainer counts them
+        fewest, most = (preset["epochs"] * max(1, n // preset["batch_size"]) for n in self.tuned_images)
+        epochs = preset["epochs"]
+        if epochs * steps_per_epoch < fewest:
+            epochs = math.ceil(fewest / steps_per_epoch)
+        elif epochs * steps_per_epoch > most:
+            epochs = max(1, round(most / steps_per_epoch))
+        adapted: dict[str, Any] = {"epochs": epochs}
+        if preset["classifier_shift"]:
+            side = min(data.image_shape)
+            adapted["classifier_shift"] = max(1, round(preset["classifier_shift"] * side / TUNED_SIDE))
+        return adapted
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What a preset adapts to: the training images' size and number (labelled or not)."""
+
+    image_shape: tuple[int, int]
+    n_images: int
+
+    @classmethod
+    def of(cls, train: ImageSet) -> DataProfile:
+        return cls(tuple(int(side) for side in train.image_shape), len(train.images))
 
 
 def _core_defaults() -> dict[str, Any]:
@@ -51,6 +92,7 @@ def _core_defaults() -> dict[str, Any]:
     return defaults
 
 
+TUNED_SIDE = 28  # every preset was tuned on 28×28 images
 _AUTHORS = dict(batch_norm=True, grad_clip=5.0, grad_clip_value=1.0, weight_prior=True, mc_average_softmax=True)
 
 PRESETS: dict[str, Preset] = {
@@ -70,6 +112,7 @@ PRESETS: dict[str, Preset] = {
                      " asked digit 98.9 % of the time (worst label 92-96 %); 10 minutes of training on one CPU core, 7.8 on two",
             params=dict(epochs=14, learning_rate=2e-3, batch_norm=True, mc_samples=1, classifier_shift=2),
             dataset="mnist",
+            tuned_images=(60000, 60000),
         ),
         Preset(
             name="mnist-long",
@@ -80,6 +123,7 @@ PRESETS: dict[str, Preset] = {
             params=dict(epochs=180, learning_rate=2e-3, lr_decay=0.75, lr_decay_every=20, batch_norm=True,
                         mc_samples=1, classifier_samples=10, classifier_shift=2),
             dataset="mnist",
+            tuned_images=(60000, 60000),
         ),
         Preset(
             name="paper",
@@ -89,17 +133,18 @@ PRESETS: dict[str, Preset] = {
             params=dict(hidden=[500, 500], z_dim=100, a_dim=100, epochs=1000, learning_rate=3e-4, lr_decay=0.75,
                         lr_decay_every=200, mc_samples=5, eval_samples=100, **_AUTHORS),
             dataset="mnist",
+            tuned_images=(60000, 60000),
         ),
     )
 }
 DEFAULT_PRESET = "quick"
 
 
-def resolve(preset: str = DEFAULT_PRESET, **overrides: Any) -> dict[str, Any]:
-    """The full parameter dict of `preset` with `overrides` applied."""
+def resolve(preset: str = DEFAULT_PRESET, data: DataProfile | None = None, **overrides: Any) -> dict[str, Any]:
+    """The full parameter dict of `preset`, adapted to `data` when given, with `overrides` applied."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[preset].resolve(**overrides)
+    return PRESETS[preset].resolve(data, **overrides)
 
 
 def configs_for(train_set: ImageSet, params: dict[str, Any], *, device: str = "auto",

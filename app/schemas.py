@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from adgm_core.config import ACTIVATIONS, LR_SCHEDULES
 from adgm_core.data.sources import BUILTIN_NAMES
-from adgm_core.presets import DEFAULT_PRESET, PRESETS, resolve
+from adgm_core.presets import DEFAULT_PRESET, PRESETS, DataProfile, resolve
 from store.ids import ID_PATTERN
 from store.status import JobStatus
 
@@ -74,10 +74,12 @@ class JobCreate(BaseModel):
             self.dataset = PRESETS[self.preset].dataset
         return self
 
-    def params(self) -> dict[str, Any]:
-        """What the job records: the data set, name and preset, and every training parameter."""
+    def params(self, data: DataProfile | None = None) -> dict[str, Any]:
+        """What the job records: the data set, name and preset, and every training parameter (the
+        preset's adapted to `data`, the training images, when given)."""
         overrides = self.model_dump(exclude={"dataset", "preset", "name", "init_model", "use_all_labels"})
-        return {"dataset": self.dataset, "name": self.name, "preset": self.preset, **resolve(self.preset, **overrides)}
+        return {"dataset": self.dataset, "name": self.name, "preset": self.preset,
+                **resolve(self.preset, data, **overrides)}
 
     @model_validator(mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from adgm_core.data import DataError, ImageSet, labelled_split, semi_supervised_
 from adgm_core.data.uploads import Limits, plan_upload
 from adgm_core.data.uploads import Upload as DecodedUpload
 from adgm_core.images import png_grid
-from adgm_core.presets import PRESETS
+from adgm_core.presets import PRESETS, DataProfile
 from app import crud
 from app.inference import LoadedModel
 from app.runtime import Runtime
@@ -51,10 +51,10 @@ def create_job(runtime: Runtime, body: JobCreate) -> JobPublic:
     cannot give the labels asked for, IncompatibleModel (→ 409) for a warm start from a model that
     does not fit, NoNativeBf16 (→ 422) for bf16 where the embedded workers would train on a CPU
     without native bfloat16, and QueueFull (→ 429) when too many jobs wait."""
-    params = body.params()
+    train, _test, version = load_labelled(runtime.settings, runtime.sessions, body.dataset)
+    params = body.params(DataProfile.of(train))  # the preset adapted to these images
     if runtime.settings.embedded:  # its workers train on this machine; a Celery worker checks its own
         check_bf16(params["bf16"], runtime.settings.device)
-    train, _test, version = load_labelled(runtime.settings, runtime.sessions, body.dataset)
     # a partly labelled upload trains on every label it has, unless labels_per_class is asked for
     partly_labelled = body.dataset not in BUILTIN and bool((train.labels < 0).any())
     all_labels = partly_labelled and body.labels_per_class is None
