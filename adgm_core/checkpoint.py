@@ -25,15 +25,10 @@ import safetensors.torch
 from adgm_core import __version__
 from adgm_core.config import ModelConfig
 from adgm_core.model import ADGM
+from adgm_core.model_files import (CARD_FILE, FORMAT, WEIGHTS_FILE, CheckpointError, read_card, read_checked_bytes,
+                                   read_json)
 
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "model.json"
 STATE_FILE = "state.json"
-FORMAT = "adgm-serve/model"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt, truncated or does not fit; the message says which."""
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -53,21 +48,8 @@ def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error}); the checkpoint is corrupt") from None
-
-
 def _load_tensors(path: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing")
-    data = path.read_bytes()  # read once: hashed, then parsed
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
-        raise CheckpointError(f"{path} does not match its recorded sha256: the file was altered or truncated")
+    data = read_checked_bytes(path, expected_sha256)
     try:
         return safetensors.torch.load(data)
     except (SafetensorError, OSError, ValueError) as error:
@@ -95,12 +77,7 @@ def save_model(directory: Path | str, model: ADGM, card: dict) -> str:
 def load_model(directory: Path | str, expected_sha256: str | None = None) -> tuple[ADGM, dict]:
     """Load a model written by `save_model`; checks format, version, checksum and every shape."""
     directory = Path(directory)
-    card = _read_json(directory / CARD_FILE)
-    if card.get("format") != FORMAT:
-        raise CheckpointError(f"{directory / CARD_FILE} is not an adgm-serve model card")
-    major = str(card.get("version", "")).split(".")[0]
-    if major != __version__.split(".")[0]:
-        raise CheckpointError(f"model written by adgm_core {card.get('version')}, this is {__version__}")
+    card = read_card(directory)
     expected = expected_sha256 or card.get("sha256")
     tensors = _load_tensors(directory / WEIGHTS_FILE, expected)
     try:
@@ -140,5 +117,5 @@ def load_training_state(directory: Path | str) -> tuple[dict[str, torch.Tensor],
     directory = Path(directory)
     if not (directory / STATE_FILE).is_file():
         return None
-    document = _read_json(directory / STATE_FILE)
+    document = read_json(directory / STATE_FILE)
     return _load_tensors(directory / document["tensors"], document["sha256"]), document

@@ -52,9 +52,3 @@ def calibrate(model: ADGM, x: Tensor, samples: int = 4, seed: int = 0) -> dict:
     nll = negative_bound(model, x, eps_a, eps_z).cpu().numpy()
     return {"nll_quantiles": np.quantile(nll, np.linspace(0, 1, QUANTILES)).round(4).tolist(), "samples": samples}
 
-
-def novelty_score(nll: np.ndarray, calibration: dict) -> np.ndarray:
-    """Position of each -U(x) among the training quantiles, in [0, 1]."""
-    quantiles = np.asarray(calibration["nll_quantiles"])
-    levels = np.linspace(0, 1, len(quantiles))
-    return np.interp(nll, quantiles, levels, left=0.0, right=1.0)

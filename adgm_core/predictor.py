@@ -17,7 +17,8 @@ from adgm_core.config import ModelConfig
 from adgm_core.evaluation import as_model_input, class_probabilities, draw_class_noise
 from adgm_core.generation import analogies, sample
 from adgm_core.model import ADGM
-from adgm_core.novelty import draw_bound_noise, negative_bound, novelty_score
+from adgm_core.novelty import draw_bound_noise, negative_bound
+from adgm_core.novelty_calibration import novelty_score
 
 CLASSIFY_SAMPLES = 16  # draws of a averaged in q(y | x) for cards that do not name their eval_samples
 
