@@ -17,6 +17,10 @@ lone request runs at once, with no added wait. This is exact: the noise draws in
 `Predictor.classify` are shared by all images, so an image's answer does not depend on its batch.
 Novelty, several times the work of the class probabilities, is computed only for the requests
 that ask for it.
+
+The API serves with `NumpyPredictor` (adgm_core.numpy_predictor: Predictor's numbers in numpy, so
+the API process starts and serves without torch). torch is imported, and the model loaded into it
+once, only by what needs it: acquisition scores (`score_pool`) and the ONNX export (`onnx`).
 """
 
 from __future__ import annotations
@@ -26,11 +30,16 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adgm_core.acquisition import PoolScores, score_pool
-from adgm_core.predictor import Predictor
+from adgm_core.numpy_predictor import NumpyPredictor
+
+if TYPE_CHECKING:
+    from adgm_core.acquisition import PoolScores
+    from adgm_core.predictor import Predictor
 
 INFERENCE_LOCK = threading.Lock()
 GATHER_SECONDS = 0.01  # the longest a pass waits for requests still decoding their images
@@ -49,9 +58,9 @@ class _Request:
 
 
 class BatchingClassifier:
-    """`Predictor.classify` for concurrent callers, who share forward passes of up to `max_images`."""
+    """`NumpyPredictor.classify` for concurrent callers, who share forward passes of up to `max_images`."""
 
-    def __init__(self, predictor: Predictor, max_images: int = 256, gather_seconds: float = GATHER_SECONDS):
+    def __init__(self, predictor: NumpyPredictor, max_images: int = 256, gather_seconds: float = GATHER_SECONDS):
         self.predictor = predictor
         self.max_images = max_images
         self.gather_seconds = gather_seconds
@@ -125,18 +134,28 @@ class BatchingClassifier:
 
 
 @dataclass(frozen=True)
+class TorchModel:
+    """Where the model's files are, to load it into torch the first time a route needs torch."""
+
+    directory: Path
+    sha256: str | None
+    threads: int = 1  # torch threads of the API process (ADGM_API_TORCH_THREADS)
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A trained model ready to answer requests; every method may be called from any thread."""
 
     id: str
-    predictor: Predictor
+    predictor: NumpyPredictor
     classifier: BatchingClassifier
-    _exports: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
-    _export_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    files: TorchModel
+    _torch: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    _torch_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
-    def of(cls, model_id: str, predictor: Predictor) -> LoadedModel:
-        return cls(model_id, predictor, BatchingClassifier(predictor))
+    def of(cls, model_id: str, predictor: NumpyPredictor, files: TorchModel) -> LoadedModel:
+        return cls(model_id, predictor, BatchingClassifier(predictor), files)
 
     @property
     def n_classes(self) -> int:
@@ -152,9 +171,12 @@ class LoadedModel:
         return list(self.predictor.card.get("class_names") or [str(k) for k in range(self.n_classes)])
 
     def score_pool(self, images: np.ndarray, strategy: str, seed: int) -> PoolScores:
-        """Acquisition scores of uint8 images (N, H, W): which to label next."""
+        """Acquisition scores of uint8 images (N, H, W): which to label next (torch)."""
+        from adgm_core.acquisition import score_pool
+
+        predictor = self._torch_predictor()
         with INFERENCE_LOCK:
-            return score_pool(self.predictor.model, images, strategy, seed=seed)
+            return score_pool(predictor.model, images, strategy, seed=seed)
 
     def preparing(self):
         """Wraps the decoding of images about to be classified, so that concurrent requests share passes."""
@@ -175,11 +197,24 @@ class LoadedModel:
 
     def onnx(self) -> bytes:
         """The classifier as an ONNX file (adgm_core.export), made once per loaded model. Tracing
-        runs under the inference lock, as every other use of torch here (seconds, once)."""
+        runs under the inference lock (seconds, once)."""
         from adgm_core.export import export_onnx  # the exporter's imports cost seconds: only when asked
 
-        with self._export_lock:
-            if "onnx" not in self._exports:
+        predictor = self._torch_predictor()
+        with self._torch_lock:
+            if "onnx" not in self._torch:
                 with INFERENCE_LOCK:
-                    self._exports["onnx"] = export_onnx(self.predictor)
-            return self._exports["onnx"]
+                    self._torch["onnx"] = export_onnx(predictor)
+            return self._torch["onnx"]
+
+    def _torch_predictor(self) -> Predictor:
+        """The model in torch, loaded from its files (checked against their sha256) on first use."""
+        with self._torch_lock:
+            if "predictor" not in self._torch:
+                import torch
+
+                from adgm_core.predictor import Predictor
+
+                torch.set_num_threads(self.files.threads)
+                self._torch["predictor"] = Predictor.from_directory(self.files.directory, self.files.sha256)
+            return self._torch["predictor"]

@@ -5,10 +5,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from adgm_core.checkpoint import CheckpointError, load_model
-from adgm_core.model import ADGM
-from adgm_core.predictor import Predictor
-from app.inference import LoadedModel
+from adgm_core.model_files import CheckpointError
+from adgm_core.numpy_model import NumpyADGM, load_numpy_model
+from adgm_core.numpy_predictor import NumpyPredictor
+from app.inference import LoadedModel, TorchModel
 from store.artifacts import Artifacts
 from store.tables import TrainedModel
 
@@ -25,22 +25,23 @@ class ModelUnavailable(Exception):
 
 
 class ModelCache:
-    def __init__(self, artifacts: Artifacts, capacity: int):
+    def __init__(self, artifacts: Artifacts, capacity: int, torch_threads: int = 1):
         self.artifacts = artifacts
         self.capacity = capacity
+        self.torch_threads = torch_threads
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
 
     def get(self, record: TrainedModel) -> LoadedModel:
-        """The predictor of `record`, loaded (and checked against its sha256) on first use."""
+        """The predictor of `record`, loaded (and checked against its sha256) on first use, in numpy."""
         if loaded := self.cached(record.id):
             return loaded
         with self._load_lock:  # one load at a time, so a burst of requests loads a model once
             if loaded := self.cached(record.id):
                 return loaded
             try:
-                model, card = load_model(self.artifacts.model_dir(record.id), expected_sha256=record.sha256)
+                model, card = load_numpy_model(self.artifacts.model_dir(record.id), expected_sha256=record.sha256)
             except (CheckpointError, OSError) as error:  # the reason names files, not the server's paths
                 reason = str(error).replace(str(self.artifacts.model_dir(record.id)), f"models/{record.id}")
                 raise ModelUnavailable(record.id, reason) from error
@@ -51,7 +52,7 @@ class ModelCache:
                     self._models.popitem(last=False)
             return loaded
 
-    def _checked(self, record: TrainedModel, model: ADGM, card: dict) -> LoadedModel:
+    def _checked(self, record: TrainedModel, model: NumpyADGM, card: dict) -> LoadedModel:
         """The sha256 covers the weights only; an altered model.json that still parses must not
         serve a wrong shape or fail later as a server error, so it has to agree with the record
         and its novelty calibration has to work on one blank image."""
@@ -59,7 +60,8 @@ class ModelCache:
         if card.get("config") != record.config:
             raise ModelUnavailable(record.id, f"{card_file} does not match the model's record (config differs).")
         try:
-            loaded = LoadedModel.of(record.id, Predictor(model, card))
+            files = TorchModel(self.artifacts.model_dir(record.id), record.sha256, self.torch_threads)
+            loaded = LoadedModel.of(record.id, NumpyPredictor(model, card), files)
             loaded.classify(np.zeros((1, *loaded.image_shape), np.uint8))
         except (KeyError, TypeError, ValueError) as error:
             raise ModelUnavailable(record.id, f"{card_file} is damaged ({type(error).__name__}: {error}).") from error

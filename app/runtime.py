@@ -4,7 +4,6 @@ model cache and metrics."""
 import logging
 from dataclasses import dataclass
 
-import torch
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -37,7 +36,6 @@ class Runtime:
 
     @classmethod
     def start(cls, settings: Settings) -> "Runtime":
-        torch.set_num_threads(settings.api_torch_threads)
         artifacts = settings.artifacts
         artifacts.create()
         for leftover in artifacts.sweep():
@@ -57,7 +55,7 @@ class Runtime:
         return cls(
             settings=settings, engine=engine, sessions=sessions, store=store, tokens=TokenStore(sessions),
             dispatcher=dispatcher,
-            reaper=reaper, uploads=uploads, models=ModelCache(artifacts, settings.model_cache_size), metrics=Metrics(sessions),
+            reaper=reaper, uploads=uploads, models=ModelCache(artifacts, settings.model_cache_size, settings.api_torch_threads), metrics=Metrics(sessions),
         )
 
     def stop(self) -> None:

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     worker_torch_threads: int | None = Field(
         default=None, ge=1, description="torch threads per training process (unset: torch's default)."
     )
-    api_torch_threads: int = Field(default=1, ge=1, description="torch threads of the API process (inference); concurrency comes from the thread pool.")
+    api_torch_threads: int = Field(default=1, ge=1, description="torch threads of the API process, which imports torch only for acquisition scores and the ONNX export (inference runs in numpy); concurrency comes from the thread pool.")
     model_cache_size: int = Field(default=4, ge=1, description="Trained models the API keeps loaded.")
     heartbeat_seconds: float = Field(
         default=2.0, gt=0, description="How often a running job's worker writes its heartbeat and reads cancel."

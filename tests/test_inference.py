@@ -1,4 +1,5 @@
-"""Concurrent classifications share forward passes and get exactly the answers they would get alone."""
+"""Concurrent classifications share forward passes and get exactly the answers they would get alone,
+with the predictor the API serves with (NumpyPredictor), whose answers are torch's within 1e-5."""
 
 import threading
 import time
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from adgm_core.data import load_offline_digits
+from adgm_core.numpy_predictor import NumpyPredictor
 from adgm_core.predictor import Predictor
 from app.inference import INFERENCE_LOCK, BatchingClassifier
 
@@ -14,7 +16,7 @@ from app.inference import INFERENCE_LOCK, BatchingClassifier
 class CountingPredictor:
     """A real predictor that records the size of every forward pass, and of every novelty pass."""
 
-    def __init__(self, predictor: Predictor, fail: bool = False):
+    def __init__(self, predictor: NumpyPredictor, fail: bool = False):
         self.predictor = predictor
         self.fail = fail
         self.passes: list[int] = []
@@ -32,9 +34,14 @@ class CountingPredictor:
 
 
 @pytest.fixture(scope="module")
-def predictor(trained_state) -> Predictor:
+def model_dir(trained_state):
     """Read-only use of the session's trained model, so no copy of its state is needed."""
-    return Predictor.from_directory(trained_state.directory / "artifacts" / "models" / trained_state.model_id)
+    return trained_state.directory / "artifacts" / "models" / trained_state.model_id
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir) -> NumpyPredictor:
+    return NumpyPredictor.from_directory(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +85,16 @@ def test_waiting_requests_share_one_pass_and_get_their_own_answers(predictor, re
         assert probabilities.shape == (len(images), 10)
         np.testing.assert_allclose(probabilities, alone_probabilities, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(novelty, alone_novelty, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_answers_are_torchs_within_1e5(predictor, model_dir, requests):
+    """What concurrent /classify requests get, against Predictor (torch) on each request alone."""
+    torch_predictor = Predictor.from_directory(model_dir)
+    answers = classify_concurrently(BatchingClassifier(predictor), requests)
+    for images, (probabilities, novelty) in zip(requests, answers):
+        expected_probabilities, expected_novelty = torch_predictor.classify(images)
+        np.testing.assert_allclose(probabilities, expected_probabilities, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(novelty, expected_novelty, rtol=0, atol=1e-5)
 
 
 def test_novelty_is_computed_only_for_the_requests_that_ask(predictor, requests):

@@ -33,8 +33,11 @@ def test_real_digits_get_probabilities_and_novelty(model_client, trained_state, 
         assert 0.0 <= result["novelty"] <= 1.0
 
 
-def test_novelty_only_when_asked_and_the_predictors_numbers_exactly(model_client, trained_state, test_digits, encode):
+def test_novelty_only_when_asked_and_the_predictors_numbers(model_client, trained_state, test_digits, encode):
+    """The API serves NumpyPredictor's numbers exactly (no torch in the API process), and they are
+    Predictor's, the torch computation, within 1e-5."""
     from adgm_core.images import decode_upload, to_model_input
+    from adgm_core.numpy_predictor import NumpyPredictor
     from adgm_core.predictor import Predictor
 
     images, _labels = test_digits
@@ -44,10 +47,14 @@ def test_novelty_only_when_asked_and_the_predictors_numbers_exactly(model_client
     asked = model_client.post("/classify", files=files, params={"novelty": "true"}).json()["results"]
     assert [result["novelty"] for result in plain] == [None] * 4  # the key is kept, null
     assert [result["probabilities"] for result in plain] == [result["probabilities"] for result in asked]
-    predictor = Predictor.from_directory(trained_state.directory / "artifacts" / "models" / trained_state.model_id)
-    probabilities, novelty = predictor.classify(np.stack([to_model_input(decode_upload(png)) for png in pngs]))
+    directory = trained_state.directory / "artifacts" / "models" / trained_state.model_id
+    inputs = np.stack([to_model_input(decode_upload(png)) for png in pngs])
+    probabilities, novelty = NumpyPredictor.from_directory(directory).classify(inputs)
     assert np.array_equal(np.array([result["probabilities"] for result in plain], np.float32), probabilities)
     assert [result["novelty"] for result in asked] == [float(score) for score in novelty]
+    torch_probabilities, torch_novelty = Predictor.from_directory(directory).classify(inputs)
+    np.testing.assert_allclose(probabilities, torch_probabilities, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(novelty, torch_novelty, rtol=0, atol=1e-5)
     assert model_client.post("/classify", files=files, params={"novelty": "perhaps"}).status_code == 422
 
 

@@ -81,3 +81,20 @@ def test_an_unknown_model(model_client):
     response = model_client.get("/sample", params={"label": 1, "model": unknown})
     assert response.status_code == 404
     assert response.json()["detail"] == f"Model {unknown} does not exist."
+
+
+@pytest.mark.parametrize("n", [1, 100])
+def test_the_grid_holds_the_predictors_samples(model_client, trained_state, n):
+    """Served without torch (NumpyPredictor), the pixels are Predictor's (torch's), but where a pixel
+    mean lies within float rounding of a half grey level: one level apart, in a few pixels at most."""
+    import numpy as np
+
+    from adgm_core.images import png_grid
+    from adgm_core.predictor import Predictor
+
+    served = np.asarray(Image.open(io.BytesIO(
+        model_client.get("/sample", params={"label": 4, "n": n, "seed": 11}).content)))
+    predictor = Predictor.from_directory(trained_state.directory / "artifacts" / "models" / trained_state.model_id)
+    expected = np.asarray(Image.open(io.BytesIO(png_grid(predictor.sample([4] * n, seed=11)))))
+    assert served.shape == expected.shape
+    assert np.abs(served.astype(int) - expected).max() <= 1 and (served != expected).mean() < 1e-3
