@@ -45,12 +45,12 @@ def features(images: np.ndarray, dims: int = 50, seed: int = 0) -> np.ndarray:
     return projected / np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-8)
 
 
-def _squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """(N, K) squared distances of unit-length points to the centres (float32)."""
     return np.maximum(1.0 - 2.0 * points @ centres.T + (centres ** 2).sum(1)[None], 0.0)
 
 
-def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> tuple[float, np.ndarray]:
+def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int) -> tuple[float, np.ndarray]:
     """(sum of squared distances to the nearest centre, the k centres), from greedy k-means++ seeding."""
     nearest = np.full(len(points), np.inf)
     trials = 2 + int(np.log(k))  # greedy k-means++: the best of a few D² draws at each step
@@ -58,19 +58,19 @@ def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: in
     for _ in range(k):
         weights = nearest if np.isfinite(nearest).all() and nearest.sum() > 0 else np.ones(len(points))
         candidates = rng.choice(len(points), size=trials, p=weights / weights.sum())
-        covered = np.minimum(nearest[None], _squared_distances(points, points[candidates]).T)
+        covered = np.minimum(nearest[None], squared_distances(points, points[candidates]).T)
         best = int(covered.sum(1).argmin())
         centres.append(points[candidates[best]])
         nearest = covered[best]
     centres = np.stack(centres)
     for _ in range(iterations):
-        assignment = _squared_distances(points, centres).argmin(1)
+        assignment = squared_distances(points, centres).argmin(1)
         moved = np.stack([points[assignment == j].mean(0) if (assignment == j).any() else centres[j]
                           for j in range(k)])
         if np.allclose(moved, centres):
             break
         centres = moved
-    return float(_squared_distances(points, centres).min(1).sum()), centres
+    return float(squared_distances(points, centres).min(1).sum()), centres
 
 
 def representatives(images: np.ndarray, n: int, labels: np.ndarray | None = None, seed: int = 0,
@@ -85,9 +85,9 @@ def representatives(images: np.ndarray, n: int, labels: np.ndarray | None = None
     k = min(len(pool), n + len(np.unique(labels[labelled])))
     rng = np.random.default_rng(seed)
     fitted = points[pool if len(pool) <= KMEANS_SAMPLE else np.sort(rng.choice(pool, KMEANS_SAMPLE, replace=False))]
-    _inertia, centres = min((_kmeans(fitted, k, rng, iterations) for _ in range(restarts)), key=lambda run: run[0])
-    assignment = _squared_distances(points[pool], centres).argmin(1)
-    covered = set(_squared_distances(points[labelled], centres).argmin(1).tolist()) if len(labelled) else set()
+    _inertia, centres = min((kmeans(fitted, k, rng, iterations) for _ in range(restarts)), key=lambda run: run[0])
+    assignment = squared_distances(points[pool], centres).argmin(1)
+    covered = set(squared_distances(points[labelled], centres).argmin(1).tolist()) if len(labelled) else set()
     sizes = np.bincount(assignment, minlength=k)
     picked, shares = [], []
     for j in sorted(range(k), key=lambda j: (j in covered, -sizes[j], j)):
@@ -96,7 +96,7 @@ def representatives(images: np.ndarray, n: int, labels: np.ndarray | None = None
             picked.append(int(pool[members[((points[pool[members]] - centres[j]) ** 2).sum(1).argmin()]]))
             shares.append(len(members) / len(pool))
     while len(picked) < n:  # clusters came out empty (duplicate images): the least covered image instead
-        distance = _squared_distances(points[pool], points[picked]).min(1)
+        distance = squared_distances(points[pool], points[picked]).min(1)
         distance[np.isin(pool, picked)] = -1.0
         picked.append(int(pool[int(distance.argmax())]))
         shares.append(0.0)

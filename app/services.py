@@ -12,14 +12,15 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from adgm_core.acquisition import select
+from adgm_core.acquisition import DEFAULT_STRATEGY, select
 from adgm_core.first_labels import representatives
 from adgm_core.cpu import check_bf16
 from adgm_core.data import DataError, ImageSet, labelled_split, semi_supervised_split
 from adgm_core.data.uploads import Limits, plan_upload
 from adgm_core.data.uploads import Upload as DecodedUpload
 from adgm_core.images import png_grid
-from adgm_core.presets import PRESETS, DataProfile
+from adgm_core.presets import DataProfile
+from adgm_core.warm_start import warm_epochs
 from app import crud
 from app.inference import LoadedModel
 from app.runtime import Runtime
@@ -34,7 +35,6 @@ from store.status import JobStatus
 from store.tables import Dataset, LabelEntry, TrainedModel
 
 ARCHITECTURE = ("hidden", "z_dim", "a_dim", "skip", "activation", "batch_norm")
-WARM_EPOCHS_SHARE = 5  # a warm start runs 1/5 of the preset's epochs unless told otherwise
 FIRST_LABELS = "representative"  # the strategy that needs no model
 
 
@@ -74,7 +74,8 @@ def create_job(runtime: Runtime, body: JobCreate) -> JobPublic:
 
 def _warm_start(runtime: Runtime, body: JobCreate, params: dict, train: ImageSet) -> None:
     """Fills `params` for a start from `body.init_model`: its architecture where the body gives
-    none, fewer epochs by default; refuses a model that cannot take this data or these sizes."""
+    none, the warm-start rule's epochs (adgm_core.warm_start) unless the body gives some; refuses
+    a model that cannot take this data or these sizes."""
     with runtime.sessions() as session:
         record = session.get(TrainedModel, body.init_model)
     if record is None:
@@ -96,7 +97,7 @@ def _warm_start(runtime: Runtime, body: JobCreate, params: dict, train: ImageSet
             runtime.sessions, body.dataset, train.n_classes):
         raise IncompatibleModel(f"init_model {record.id} was trained on other classes than data set {body.dataset}'s.")
     if body.epochs is None:
-        params["epochs"] = max(1, PRESETS[body.preset].resolve()["epochs"] // WARM_EPOCHS_SHARE)
+        params["epochs"] = warm_epochs(params["epochs"])  # the cold training's epochs, as resolved for this data
     params["init_model"] = record.id
 
 
@@ -245,12 +246,12 @@ def suggestions(runtime: Runtime, model: Callable[[], LoadedModel], dataset_id: 
                 diverse: bool, seed: int) -> SuggestionsPublic:
     """The `n` unlabelled images of the data set to label next. `representative` needs no model
     (`model()` loads the one asked for, for the other strategies); without a strategy it is
-    chosen while some class has no label, else `bald`."""
+    chosen while some class has no label, else `DEFAULT_STRATEGY`."""
     train, _test, version = load_labelled(runtime.settings, runtime.sessions, dataset_id)
     pool = np.flatnonzero(train.labels < 0)
     if strategy is None:
         labelled_classes = np.unique(train.labels[train.labels >= 0])
-        strategy = FIRST_LABELS if len(labelled_classes) < train.n_classes else "bald"
+        strategy = FIRST_LABELS if len(labelled_classes) < train.n_classes else DEFAULT_STRATEGY
     if strategy == FIRST_LABELS:
         return _first_labels(dataset_id, train, version, n, seed)
     model = model()
@@ -259,11 +260,12 @@ def suggestions(runtime: Runtime, model: Callable[[], LoadedModel], dataset_id: 
             f"model {model.id} takes {model.image_shape[0]}×{model.image_shape[1]} images of {model.n_classes} "
             f"classes; data set {dataset_id} has {train.image_shape[0]}×{train.image_shape[1]} images of "
             f"{train.n_classes} classes.")
-    scores = model.score_pool(train.images[pool], strategy, seed) if len(pool) else None
-    chosen = select(scores, n, diverse=diverse) if len(pool) else []
+    scores = model.score_pool(train.images, strategy, seed) if len(pool) else None  # labelled too: `cover` avoids them
+    chosen = select(scores, n, among=pool, diverse=diverse, labelled=np.flatnonzero(train.labels >= 0),
+                    seed=seed) if len(pool) else []
     names = model.class_names
     items = [
-        Suggestion(index=int(pool[i]), image_url=f"/datasets/{dataset_id}/images/{int(pool[i])}",
+        Suggestion(index=int(i), image_url=f"/datasets/{dataset_id}/images/{int(i)}",
                    score=float(scores.scores[i]), label=int(np.argmax(scores.probabilities[i])),
                    label_name=names[int(np.argmax(scores.probabilities[i]))],
                    probabilities=[float(p) for p in scores.probabilities[i]])

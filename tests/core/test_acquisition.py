@@ -105,6 +105,36 @@ def test_selection_keeps_to_the_pool_and_diversity_avoids_near_copies(trained, d
     assert set(select(boosted, 10, among=among, diverse=True).tolist()) <= set(among.tolist())
 
 
+def blobs(centres: int = 6, per_blob: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Points in well separated directions (the cover works on unit vectors), and their blob."""
+    rng = np.random.default_rng(seed)
+    directions = np.eye(centres) * 5
+    points = np.concatenate([rng.normal(direction, 0.3, (per_blob, centres)) for direction in directions])
+    return points, np.repeat(np.arange(centres), per_blob)
+
+
+def test_cover_takes_one_typical_uncertain_image_from_each_blob_no_label_covers():
+    points, blob = blobs()
+    rng = np.random.default_rng(1)
+    scores = rng.random(len(points))
+    pool = PoolScores(np.full((len(points), 2), 0.5), scores, points, "cover")
+    labelled = np.array([0, 1, 60])  # blobs 0 and 1 hold labels
+    among = np.setdiff1d(np.arange(len(points)), labelled)
+    chosen = select(pool, 4, among=among, labelled=labelled, seed=3)
+    assert len(set(chosen.tolist())) == 4 and not set(chosen.tolist()) & set(labelled.tolist())
+    assert sorted(blob[chosen].tolist()) == [2, 3, 4, 5]  # the uncovered blobs, one each
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    for index in chosen:  # the most uncertain of the blob's half nearest its centre
+        members = np.flatnonzero(blob == blob[index])
+        centre = unit[members].mean(0)
+        distance = ((unit[members] - centre) ** 2).sum(1)
+        typical = members[distance <= np.median(distance)]
+        assert index in typical and scores[index] >= np.sort(scores[typical])[-3], (index, blob[index])
+    np.testing.assert_array_equal(chosen, select(pool, 4, among=among, labelled=labelled, seed=3))
+    more = select(pool, 10, among=among, labelled=labelled, seed=3)  # more picks than free blobs: still distinct
+    assert len(set(more.tolist())) == 10 and not set(more.tolist()) & set(labelled.tolist())
+
+
 def test_random_strategy_and_unknown_strategy(trained, digits):
     images = digits[1].images[:100]
     random = score_pool(trained.model, images, "random", seed=1).scores

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 
-from adgm_core.acquisition import STRATEGIES
+from adgm_core.acquisition import DEFAULT_STRATEGY, STRATEGIES
 from app import services
 from app.api.deps import RuntimeDep, SessionDep, SettingsDep, get_loaded_model
 from app.api.responses import BODY_ERRORS, error, unprocessable
@@ -131,10 +131,12 @@ def suggestions(
     runtime: RuntimeDep,
     n: Annotated[int, Query(ge=1, le=200, description="How many images")] = 20,
     strategy: Annotated[Literal[(*STRATEGIES, FIRST_LABELS)] | None, Query(
-        description="bald | entropy | margin | random: the model's uncertainty; representative: images like many "
+        description="bald | entropy | margin | random: the model's uncertainty; cover: margin within a k-means "
+                    "cover of the space of a, away from the labelled images; representative: images like many "
                     "others and unlike each other, chosen from the pixels without a model (the first labels). "
-                    "Default: representative while some class has no label, else bald")] = None,
-    diverse: Annotated[bool, Query(description="Spread the picks over the space of a (k-center)")] = False,
+                    f"Default: representative while some class has no label, else {DEFAULT_STRATEGY}")] = None,
+    diverse: Annotated[bool, Query(description="Spread the picks over the space of a (k-center of the best 10·n; "
+                                               "cover spreads its own)")] = False,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> SuggestionsPublic:
     """The unlabelled images to label next, most useful first: those the model is least sure of,

@@ -10,7 +10,9 @@ from PIL import Image
 
 from adgm_core.data import load_mnist
 from adgm_core.images import to_model_input
-from adgm_core.presets import resolve
+from adgm_core.acquisition import DEFAULT_STRATEGY
+from adgm_core.warm_start import warm_epochs
+from app.services import ARCHITECTURE
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobStore
 from store.tables import Job, TrainedModel
@@ -280,22 +282,30 @@ def test_suggestions_come_from_the_unlabelled_pool_deterministically(labelled_se
     client, _settings, dataset = labelled_set
     url = f"/datasets/{dataset['id']}/suggestions"
     first = client.get(url, params={"n": 10}).json()
-    assert first["pool_size"] == 200 and first["strategy"] == "bald" and len(first["suggestions"]) == 10
+    assert first["pool_size"] == 200 and first["strategy"] == DEFAULT_STRATEGY and len(first["suggestions"]) == 10
     for item in first["suggestions"]:  # the zip's order: 10 class folders' digits, then 200 unlabelled
         assert 10 <= item["index"] < 210
         assert item["image_url"] == f"/datasets/{dataset['id']}/images/{item['index']}"
         assert abs(sum(item["probabilities"]) - 1) < 1e-4 and item["label_name"] == str(item["label"])
-    scores = [item["score"] for item in first["suggestions"]]
+    ranked = client.get(url, params={"n": 10, "strategy": "bald"}).json()["suggestions"]
+    scores = [item["score"] for item in ranked]
     assert scores == sorted(scores, reverse=True)
     assert client.get(url, params={"n": 10}).json() == first
     diverse = client.get(url, params={"n": 10, "diverse": True}).json()["suggestions"]
     assert len({item["index"] for item in diverse}) == 10
-    for strategy in ("entropy", "margin", "random"):
+    for strategy in ("entropy", "margin", "random", "cover"):
         assert client.get(url, params={"n": 5, "strategy": strategy}).status_code == 200
     assert client.get(url, params={"strategy": "cleverest"}).status_code == 422
     client.post(f"/datasets/{dataset['id']}/labels", json=[{"index": first["suggestions"][0]["index"], "label": 1}])
     again = client.get(url, params={"n": 10}).json()
     assert again["pool_size"] == 199 and first["suggestions"][0]["index"] not in {s["index"] for s in again["suggestions"]}
+
+
+def test_the_page_offers_the_apis_default_strategy(client):
+    page = client.get("/").text
+    strategies = page[page.index('<select id="label-strategy">'):]
+    strategies = strategies[:strategies.index("</select>")]
+    assert f'<option value="{DEFAULT_STRATEGY}" selected>' in strategies and strategies.count(" selected") == 1
 
 
 def test_a_data_set_without_labels_gets_representative_suggestions_without_a_model(client, mnist):
@@ -339,7 +349,10 @@ def test_a_warm_start_takes_the_model_and_resumes_from_it(labelled_set, trained_
     response = client.post("/train", json={"dataset": "digits5k", "init_model": model_id})
     assert response.status_code == 202, response.text
     params = response.json()["params"]
-    assert params["init_model"] == model_id and params["epochs"] == max(1, resolve("quick")["epochs"] // 5)
+    cold = client.post("/train", json={"dataset": "digits5k"}).json()["params"]  # the same request, cold
+    assert params["init_model"] == model_id and params["epochs"] == warm_epochs(cold["epochs"])
+    assert {name: value for name, value in params.items() if name not in ARCHITECTURE + ("epochs", "init_model")} == {
+        name: value for name, value in cold.items() if name not in ARCHITECTURE + ("epochs",)}  # the same rate, schedule
     assert (params["hidden"], params["z_dim"], params["a_dim"], params["skip"]) == ([32], 4, 4, False)
     mismatched = client.post("/train", json={"dataset": "digits5k", "init_model": model_id, "hidden": [64]})
     assert mismatched.status_code == 409 and "same architecture" in mismatched.json()["detail"]
