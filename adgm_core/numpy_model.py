@@ -206,7 +206,9 @@ def _standard_normal_log_density(x: np.ndarray) -> np.ndarray:
 
 
 def _bernoulli_log_likelihood(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    log_sigmoid = np.minimum(logits, 0) - np.log1p(np.exp(-np.abs(logits)))
+    # log(1 + e) rather than log1p(e): numpy's float32 log is vectorised and its log1p several times
+    # slower (the bound's largest cost); for e = exp(-|logit|) in (0, 1] both are within 1.2e-7 of exact
+    log_sigmoid = np.minimum(logits, 0) - np.log(1 + np.exp(-np.abs(logits)))
     return -((1 - x) * logits - log_sigmoid).sum(-1)
 
 
