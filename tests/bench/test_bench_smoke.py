@@ -218,6 +218,17 @@ def serving(bench: Bench) -> None:
     assert has(training, "c1_p50_ms_training_over_idle", "c32_p99_ms_training_over_idle")
 
 
+def small_datasets(bench: Bench) -> None:
+    run = bench.run("small_datasets.py", "--tiny", "--seeds", "0", "--mnist-dir", "{mnist}", "--out", "{out}/small.json")
+    assert run.stdout.startswith("CPU: ")
+    results = run.json_file("small.json")
+    assert has_cpu(results) and set(results["summary"]) == {"mnist14", "mnist8", "mnist3c", "digits8"}
+    for row in results["rows"]:
+        assert has(row["before"], "accuracy", "cpu_seconds", "baseline") and has(row["adapted"], "accuracy", "baseline")
+        assert 0 <= row["label_spreading"] <= 1
+    assert {tuple(row["image_shape"]) for row in results["rows"]} == {(14, 14), (8, 8), (28, 28)}
+
+
 def suggestions(bench: Bench) -> None:
     run = bench.run("suggestions.py", "--mnist-dir", "{mnist}", "--pool", "300", "--repeats", "1")
     assert run.stdout.startswith("300 images")
@@ -246,7 +257,8 @@ SMOKE: dict[str, Callable[[Bench], None]] = {
     "ablation.py": ablation, "active_learning.py": active_learning, "adgm_diagnosis.py": adgm_diagnosis,
     "adgm_vs_sdgm.py": adgm_vs_sdgm, "classifier_draws.py": classifier_draws, "first_labels.py": first_labels,
     "judge.py": the_judge, "long_run.py": long_run, "mnist100.py": mnist100, "plot_kl_a.py": plot_kl_a,
-    "plot_long_run.py": plot_long_run, "recipe.py": recipe, "serving.py": serving, "suggestions.py": suggestions,
+    "plot_long_run.py": plot_long_run, "recipe.py": recipe, "serving.py": serving, "small_datasets.py": small_datasets,
+    "suggestions.py": suggestions,
     "throughput.py": throughput, "upload_time.py": upload_time,
 }
 
