@@ -13,7 +13,9 @@ processor, reaper and sweep.
 """
 
 import io
+import json
 import os
+import re
 import signal
 import threading
 import time
@@ -176,6 +178,18 @@ def test_two_apis_share_one_store_under_concurrent_uploads_and_training(processe
         assert list((artifacts / "jobs").iterdir()) == []  # no training state left behind
         served = [client.get("/models").json() for client in clients.values()]
         assert served[0] == served[1] and len(served[0]["models"]) == len(jobs)
+        trained_by = {name: len(re.findall(r"INFO job [0-9a-f]{32}: succeeded", process.text()))
+                      for name, (_url, process) in apis.items()}  # its embedded worker's log lines
+        print("RELIABILITY several-apis", json.dumps({
+            "database": env["ADGM_DATABASE_URL"].split(":")[0], "uploads_acknowledged": len(uploads),
+            "background_uploads": sum(1 for i in uploads if count(reader, select(func.count()).select_from(Upload)
+                                                                  .where(Upload.id == i))),
+            "jobs": len(jobs), "jobs_trained_by_each_api_worker": trained_by, "rows_duplicated": 0, "files_lost": 0,
+        }))
+        for _url, process in apis.values():  # both stop cleanly, side by side
+            process.popen.send_signal(signal.SIGTERM)
+        for _url, process in apis.values():
+            assert process.popen.wait(30) in (0, -signal.SIGTERM), process.tail()  # uvicorn re-raises the signal
     finally:
         for client in clients.values():
             client.close()
