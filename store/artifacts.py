@@ -12,10 +12,9 @@
 Every file appears under its final name complete or not at all (a rename), so a crash leaves
 only dot-named leftovers, which `sweep` removes. Several API processes, on one machine or on
 several, may share one artifact store: `sweep` removes an upload's staging file when its owner
-is a process of this host that no longer runs; an owner on another host cannot be asked, so its
-file goes only once nobody touched it for longer than a live owner ever leaves it (a live owner
-touches its staging files at every heartbeat: `touch_staged`), as does a file named before
-owners were.
+is a process of this host that no longer runs, or once nobody touched it for longer than a live
+owner ever leaves it (a live owner touches its staging files at every heartbeat: `touch_staged`),
+which is how the files of an owner on another host, which cannot be asked, go.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ class Owner:
 
     def runs(self) -> bool:
         """Whether the process of this pid runs (on this host: see `is_here`); a pid taken again
-        by another process counts as running, which keeps a file, never removes one."""
+        by another process counts as running, which keeps a file (until it is old), never removes one."""
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -206,10 +205,11 @@ class Artifacts:
 
 
 def _abandoned_upload(path: Path) -> bool:
-    """An owner on this host decides by whether it runs; one elsewhere, or none named, by the file's age."""
+    """Its owner is of this host and no longer runs, or nobody touched it for longer than a live owner
+    ever leaves it (an owner elsewhere cannot be asked; a pid may have been taken by a new process)."""
     match = STAGED_UPLOAD.fullmatch(path.name)
-    if match and match["pid"] and (owner := Owner(int(match["pid"]), match["host"])).is_here():
-        return not owner.runs()
+    if match and match["pid"] and (owner := Owner(int(match["pid"]), match["host"])).is_here() and not owner.runs():
+        return True
     return _untouched_for(path, STAGED_UPLOAD_MAX_AGE_SECONDS)
 
 

@@ -65,14 +65,17 @@ def test_the_sweep_removes_what_a_stopped_process_of_this_host_left_and_nothing_
     assert not any(path.exists() for path in removed)
 
 
-def test_an_old_staging_file_of_a_live_process_is_kept_and_touching_keeps_it_fresh(artifacts):
-    """A big upload can wait in its owner's queue for long: on this host the owner's pid keeps it;
-    for processes on other hosts, which cannot ask, the owner touches it at every heartbeat."""
+def test_a_live_owner_touches_its_staging_files_so_that_age_never_takes_them(artifacts):
+    """A big upload can wait in its owner's queue for long; the owner touches its files at every
+    heartbeat, so that processes on other hosts, which cannot ask whether it runs, see them in use.
+    Only a file nobody touched for an hour goes, even of a pid that runs (it may be a new process's)."""
     mine = staged(artifacts, Owner.this_process(), age_seconds=OLD)
     other = staged(artifacts, Owner(1, "another-machine-1"), age_seconds=OLD)
-    assert artifacts.sweep() == [other] and mine.exists()
     artifacts.touch_staged(Owner.this_process())
     assert time.time() - mine.stat().st_mtime < 60
+    assert artifacts.sweep() == [other] and mine.exists()
+    untouched = staged(artifacts, Owner.this_process(), age_seconds=OLD)
+    assert artifacts.sweep() == [untouched]
 
 
 def test_deleting_an_upload_removes_its_staging_file_whoever_held_it(artifacts, dead_pid):
