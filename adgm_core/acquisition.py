@@ -23,14 +23,14 @@ do not depend on the rest of the pool, and a (model, seed) pair always gives the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from adgm_core.evaluation import as_model_input
 from adgm_core.first_labels import kmeans, squared_distances
-from adgm_core.layers import reparameterize
-from adgm_core.model import ADGM
+
+if TYPE_CHECKING:
+    from adgm_core.model import ADGM
 
 STRATEGIES = ("bald", "entropy", "margin", "cover", "random")
 DEFAULT_STRATEGY = "cover"  # the best at 50 labels on the loop's benchmark (docs/results.md): the API's and the page's
@@ -45,14 +45,20 @@ class PoolScores:
     strategy: str = "margin"  # the strategy that scored the images
 
 
-def _entropy(p: torch.Tensor) -> torch.Tensor:
-    return -torch.special.xlogy(p, p).sum(-1)
-
-
-@torch.no_grad()
 def score_pool(model: ADGM, images: np.ndarray, strategy: str = "bald", samples: int = 8, seed: int = 0,
                batch_size: int = 4096) -> PoolScores:
-    """Scores of uint8 images (N, H, W) under `strategy`, computed in batches of `batch_size`."""
+    """Scores of uint8 images (N, H, W) under `strategy`, computed in batches of `batch_size`.
+
+    torch is imported here, not with the module: the API imports `STRATEGIES` and `select` and
+    starts without torch (docs/results.md, issue 18)."""
+    import torch
+
+    from adgm_core.evaluation import as_model_input
+    from adgm_core.layers import reparameterize
+
+    def _entropy(p: torch.Tensor) -> torch.Tensor:
+        return -torch.special.xlogy(p, p).sum(-1)
+
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if samples < 1:
@@ -62,24 +68,25 @@ def score_pool(model: ADGM, images: np.ndarray, strategy: str = "bald", samples:
     generator = torch.Generator(device).manual_seed(seed)
     eps = torch.randn((samples, 1, model.config.a_dim), generator=generator, device=device)
     probabilities, scores, embedding = [], [], []
-    for start in range(0, len(images), batch_size):
-        x = as_model_input(images[start:start + batch_size], device)
-        mu_a, log_var_a = model.infer_a(x)
-        a = reparameterize(mu_a, log_var_a, eps)  # (S, B, A)
-        p = torch.softmax(model.classify(x[None], a).float(), dim=-1)  # x's first-layer product is shared by the S draws
-        p_bar = p.mean(0)
-        if strategy == "bald":
-            score = _entropy(p_bar) - _entropy(p).mean(0)
-        elif strategy == "entropy":
-            score = _entropy(p_bar)
-        elif strategy in ("margin", "cover"):
-            top2 = p_bar.topk(2, dim=-1).values
-            score = top2[:, 1] - top2[:, 0]
-        else:
-            score = torch.zeros(len(x), device=device)
-        probabilities.append(p_bar.cpu())
-        scores.append(score.cpu())
-        embedding.append(mu_a.float().cpu())
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = as_model_input(images[start:start + batch_size], device)
+            mu_a, log_var_a = model.infer_a(x)
+            a = reparameterize(mu_a, log_var_a, eps)  # (S, B, A)
+            p = torch.softmax(model.classify(x[None], a).float(), dim=-1)  # x's first-layer product is shared by the S draws
+            p_bar = p.mean(0)
+            if strategy == "bald":
+                score = _entropy(p_bar) - _entropy(p).mean(0)
+            elif strategy == "entropy":
+                score = _entropy(p_bar)
+            elif strategy in ("margin", "cover"):
+                top2 = p_bar.topk(2, dim=-1).values
+                score = top2[:, 1] - top2[:, 0]
+            else:
+                score = torch.zeros(len(x), device=device)
+            probabilities.append(p_bar.cpu())
+            scores.append(score.cpu())
+            embedding.append(mu_a.float().cpu())
     scores_np = torch.cat(scores).numpy().astype(np.float64)
     if strategy == "random":
         scores_np = np.random.default_rng(seed).random(len(images))

@@ -29,3 +29,9 @@ def test_the_api_does_not_load_the_worker():
 def test_the_shared_ground_loads_neither_side(module):
     loaded = loaded_after(module)
     assert "app" not in loaded and "worker" not in loaded and "fastapi" not in loaded
+
+
+def test_the_api_starts_without_torch():
+    """The API serves in numpy (adgm_core.numpy_predictor); torch, hundreds of MB, is imported only by
+    the routes that need it (acquisition scores, the ONNX export): docs/results.md, issue 18."""
+    assert "torch" not in loaded_after("app.main")
