@@ -6,7 +6,9 @@ embedded training worker (ADGM_EMBEDDED_WORKERS=0: a worker is a process of its 
 memory) on a store holding `--models` models trained first (the API's default sizes, one epoch of
 digits5k each). For each launch it measures:
 
-- `healthy_s`: from the launch to the first 200 of GET /healthz (polled every 10 ms);
+- `healthy_s`: from the launch to the first 200 of GET /healthz (polled every 10 ms), and
+  `healthy_cpu_s`, the API process's CPU time (user + system) by then, which a busy machine's
+  time-sharing does not inflate;
 - `rss_mib`: the API process's resident set (VmRSS) when healthy, after POST /classify?novelty=true
   and GET /sample?n=16 on each model in turn, then after GET /models/{id}/export (the ONNX export,
   the route that imports torch), and the peak (VmHWM);
@@ -99,6 +101,12 @@ class Api:
                 raise RuntimeError(f"uvicorn did not start; its log ends:\n{Path(self.log.name).read_text()[-3000:]}")
             time.sleep(0.01)
         self.healthy_s = time.perf_counter() - started
+        self.healthy_cpu_s = self.cpu_seconds()
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the API process so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def _status(self, field: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -138,7 +146,7 @@ def launch(state: Path, code: Path, port: int, model_ids: list[str], pngs: list[
     """One launch's figures, and its answers: {model id: (probabilities, novelty, sample pixels)}."""
     api = Api(state, code, port)
     try:
-        figures = {"healthy_s": round(api.healthy_s, 3), "rss_mib": {"healthy": api.rss_mib()},
+        figures = {"healthy_s": round(api.healthy_s, 3), "healthy_cpu_s": round(api.healthy_cpu_s, 2), "rss_mib": {"healthy": api.rss_mib()},
                    "torch_loaded": {"healthy": api.torch_loaded()}}
         answers = {}
         files = [("files", (f"{i}.png", png, "image/png")) for i, png in enumerate(pngs)]
@@ -170,6 +178,7 @@ def summary(runs: list[dict]) -> dict:
     return {
         "healthy_s": round(statistics.median(run["healthy_s"] for run in runs), 3),
         "healthy_s_each": [run["healthy_s"] for run in runs],
+        "healthy_cpu_s": round(statistics.median(run["healthy_cpu_s"] for run in runs), 2),
         "rss_mib": {key: round(statistics.median(run["rss_mib"][key] for run in runs), 1) for key in first["rss_mib"]},
         "torch_loaded": first["torch_loaded"],
     }

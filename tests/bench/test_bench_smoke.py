@@ -208,7 +208,7 @@ def api_footprint(bench: Bench) -> None:
     results = run.json_file("api_footprint.json")
     assert has_cpu(results["machine"]) and results["models"] == 1
     for code in ("one", "two"):
-        assert results[code]["healthy_s"] > 0
+        assert results[code]["healthy_s"] > 0 and results[code]["healthy_cpu_s"] > 0
         assert has(results[code]["rss_mib"], "healthy", "1_models", "after_onnx_export", "peak")
         assert results[code]["torch_loaded"]["after_onnx_export"] is True
     assert results["two"]["answers_vs_one"]["probabilities_max_abs"] == 0.0  # the same code, the same answers
