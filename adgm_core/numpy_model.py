@@ -96,13 +96,17 @@ class NumpyADGM:
 
     def __init__(self, config: ModelConfig, tensors: dict[str, np.ndarray]):
         self.config = config
-        self._weights = {name: np.ascontiguousarray(tensor, np.float32) for name, tensor in tensors.items()
-                         if not name.endswith("num_batches_tracked")}
-        self._weights_t = {name: np.ascontiguousarray(w.T) for name, w in self._weights.items() if w.ndim == 2}
+        # a linear layer's weight is kept transposed (in, out) for h @ W, and only so; the label
+        # embeddings (K, H) are rows to pick
+        self._weights = {
+            name: np.ascontiguousarray(tensor.T if tensor.ndim == 2 and not name.endswith("label.weight") else tensor,
+                                       np.float32)
+            for name, tensor in tensors.items() if not name.endswith("num_batches_tracked")
+        }
         self._activation = ACTIVATIONS[config.activation]
 
     def _linear(self, name: str, h: np.ndarray, bias: bool = True) -> np.ndarray:
-        out = h @ self._weights_t[f"{name}.weight"]
+        out = h @ self._weights[f"{name}.weight"]
         return out + self._weights[f"{name}.bias"] if bias else out
 
     def _batch_norm(self, name: str, h: np.ndarray) -> np.ndarray:
