@@ -111,14 +111,16 @@ def test_two_apis_share_one_store_under_concurrent_uploads_and_training(processe
         unexpected: list[str] = []
         lock = threading.Lock()
 
+        on_upload_job = {**{k: v for k, v in TINY_JOB.items() if k != "labels_per_class"}, "dataset": shared_dataset}
+
         def client_of(name: str, seed: int) -> None:
             client = clients[name]
             for round_ in range(ROUNDS):
-                small = client.post("/datasets", files={"file": (f"s{seed}{round_}.npz", npz_upload(seed * 10 + round_))})
-                big = client.post("/datasets", files={"file": (f"b{seed}{round_}.zip", zip_upload(seed * 10 + round_, 60))})
+                n = 1 + seed * 10 + round_
+                small = client.post("/datasets", files={"file": (f"s{n}.npz", npz_upload(n))})
+                big = client.post("/datasets", files={"file": (f"b{n}.zip", zip_upload(n, 60))})
                 on_builtin = client.post("/train", json=TINY_JOB)
-                on_upload = client.post("/train", json={**{k: v for k, v in TINY_JOB.items() if k != "labels_per_class"},
-                                                        "dataset": shared_dataset})
+                on_upload = client.post("/train", json=on_upload_job)
                 with lock:
                     for response, expected in ((small, 201), (big, 202), (on_builtin, 202), (on_upload, 202)):
                         if response.status_code != expected:
@@ -137,7 +139,7 @@ def test_two_apis_share_one_store_under_concurrent_uploads_and_training(processe
         assert len(uploads) == 1 + 2 * len(apis) * ROUNDS and len(jobs) == 2 * len(apis) * ROUNDS
 
         def finished() -> bool:
-            unfinished = (Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            unfinished = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
             with reader.sessions() as session:
                 waiting = session.scalar(select(func.count()).select_from(Job).where(unfinished))
                 decoding = session.scalar(select(func.count()).select_from(Upload).where(
