@@ -29,6 +29,7 @@ import io
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,11 @@ class Api:
         env.update(PYTHONPATH=str(code), ADGM_DATABASE_URL=f"sqlite:///{state / 'adgm.sqlite'}",
                    ADGM_ARTIFACT_DIR=str(state / "artifacts"), ADGM_MNIST_DIR="", ADGM_EMBEDDED_WORKERS="0")
         self.url = f"http://127.0.0.1:{port}"
+        try:
+            httpx.get(f"{self.url}/healthz", timeout=2)
+            raise RuntimeError(f"something already answers on port {port}; choose another with --port")
+        except httpx.TransportError:
+            pass
         self.log = open(state / f"uvicorn-{port}.log", "ab")
         started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -203,6 +209,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18791)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stops the API it started (finally) and its store
     codes = dict(item.split("=", 1) for item in args.code) if args.code else {"this": str(REPO_ROOT)}
     codes = {name: Path(directory).resolve() for name, directory in codes.items()}
     results = {"machine": {"cpu": cpu_info().as_dict(), "platform": platform.platform(),
