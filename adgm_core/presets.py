@@ -2,8 +2,10 @@
 
 A request is a flat dict of *training parameters*: `labels_per_class` plus any field of
 `ModelConfig` (except the data's `x_shape` and `n_classes`) or `TrainConfig` (except the
-machine's `device`, `checkpoint_every` and `compile`). A preset fills every parameter; explicit
-values override it. The CLI, the service's `POST /train` and the worker all resolve requests here.
+machine's `device`, `checkpoint_every` and `compile`). A preset fills every parameter, adapted
+to the training images when they are known (`DataProfile`: training length in steps, the shift
+relative to the image's side); explicit values override it. The CLI and the service's `POST
+/train` resolve requests here; the job records the result, which the worker trains.
 """
 
 from __future__ import annotations
