@@ -20,7 +20,7 @@ from adgm_core.data.uploads import Limits, plan_upload
 from adgm_core.data.uploads import Upload as DecodedUpload
 from adgm_core.images import png_grid
 from adgm_core.presets import DataProfile
-from adgm_core.warm_start import warm_epochs
+from adgm_core.warm_start import retrain
 from app import crud
 from app.inference import LoadedModel
 from app.runtime import Runtime
@@ -74,7 +74,7 @@ def create_job(runtime: Runtime, body: JobCreate) -> JobPublic:
 
 def _warm_start(runtime: Runtime, body: JobCreate, params: dict, train: ImageSet) -> None:
     """Fills `params` for a start from `body.init_model`: its architecture where the body gives
-    none, the warm-start rule's epochs (adgm_core.warm_start) unless the body gives some; refuses
+    none, weights and epochs by the warm-start rule (adgm_core.warm_start); refuses
     a model that cannot take this data or these sizes."""
     with runtime.sessions() as session:
         record = session.get(TrainedModel, body.init_model)
@@ -96,9 +96,10 @@ def _warm_start(runtime: Runtime, body: JobCreate, params: dict, train: ImageSet
     if class_names(runtime.sessions, record.dataset, config["n_classes"]) != class_names(
             runtime.sessions, body.dataset, train.n_classes):
         raise IncompatibleModel(f"init_model {record.id} was trained on other classes than data set {body.dataset}'s.")
-    if body.epochs is None:
-        params["epochs"] = warm_epochs(params["epochs"])  # the cold training's epochs, as resolved for this data
+    rule = retrain(params["epochs"], max(1, len(train.images) // params["batch_size"]), body.epochs)
+    params["epochs"] = rule.epochs  # from the cold training's epochs, as resolved for this data
     params["init_model"] = record.id
+    params["init_weights"] = rule.from_weights  # False: a cold training with the model's architecture
 
 
 def _as_list(value):

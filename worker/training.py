@@ -111,7 +111,8 @@ class JobRunner:
             train, params, device=self.settings.device, checkpoint_every=self.settings.checkpoint_every
         )
         check_bf16(train_config.bf16, train_config.device)  # this worker's CPU: a Celery worker's is not the API's
-        init = self._initial_weights(params["init_model"]) if params.get("init_model") else None
+        from_weights = params.get("init_model") and params.get("init_weights", True)  # adgm_core.warm_start
+        init = self._initial_weights(params["init_model"]) if from_weights else None
         trainer = Trainer(model_config, train_config, split, test=test, init_weights=init)
 
         def on_epoch(report: EpochReport) -> None:

@@ -1,6 +1,7 @@
 """The "Label next" panel in Chromium: upload a zip of real MNIST digits, label 10 suggested
-images with the keyboard, retrain warm, and the new model appears; a big zip without labels shows
-its decoding progress, then the panel offers representative images to label first."""
+images with the keyboard, retrain from the model (as the core's warm-start rule resolves it), and
+the new model appears; a big zip without labels shows its decoding progress, then the panel offers
+representative images to label first."""
 
 import io
 import re
@@ -13,6 +14,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from adgm_core.data import load_mnist
+from adgm_core.presets import DataProfile, resolve
+from adgm_core.warm_start import retrain
 
 pytestmark = pytest.mark.browser
 
@@ -73,6 +76,9 @@ def test_label_ten_suggestions_by_keyboard_and_retrain(page, server, trained_mod
     job_id = page.evaluate("location.hash.slice(5)")
     job = httpx.get(f"{server}/jobs/{job_id}").json()
     assert job["params"]["init_model"] == trained_model["id"] and job["dataset_version"] == 11
+    # the page sends no epochs: the warm-start rule of the core decides, for the 70 images as the API adapts quick to them
+    rule = retrain(resolve("quick", DataProfile((28, 28), 70))["epochs"], 1)
+    assert (job["params"]["epochs"], job["params"]["init_weights"]) == (rule.epochs, rule.from_weights)
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=TRAINING_MS)
     new_model = httpx.get(f"{server}/jobs/{job_id}").json()["model_id"]
     assert new_model not in models_before

@@ -1,7 +1,8 @@
 // The "Label next" panel: upload a data set (a big zip is decoded in the background: its progress is
 // polled), ask the chosen model which unlabelled images to label next (or, while some class has no
 // label, ask for representative ones, which need no model), label them with a click or a key press
-// (0–9, or the class name then Enter), retrain: warm from the chosen model when it fits, else cold.
+// (0–9, or the class name then Enter), retrain: from the chosen model when it fits (the API's warm-start
+// rule, adgm_core/warm_start.py, decides its weights and epochs: the page sends none), else cold.
 import { getJson, imageUrl, postForm, postJson, showError } from "./api.js";
 import { selectedModel } from "./models.js";
 
@@ -201,7 +202,7 @@ async function retrain(onJobCreated) {
   const warm = fits(model); // else a cold start, with the default preset
   try {
     const job = await postJson("train", {
-      dataset: dataset.id, use_all_labels: true, name: `${warm ? "warm" : "cold"}: ${dataset.name}`,
+      dataset: dataset.id, use_all_labels: true, name: `${warm ? "retrain" : "cold"}: ${dataset.name}`,
       ...(warm ? { init_model: model.id } : {}),
     });
     onJobCreated(job);

@@ -11,7 +11,7 @@ from PIL import Image
 from adgm_core.data import load_mnist
 from adgm_core.images import to_model_input
 from adgm_core.acquisition import DEFAULT_STRATEGY
-from adgm_core.warm_start import warm_epochs
+from adgm_core.warm_start import retrain
 from app.services import ARCHITECTURE
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobStore
@@ -350,9 +350,10 @@ def test_a_warm_start_takes_the_model_and_resumes_from_it(labelled_set, trained_
     assert response.status_code == 202, response.text
     params = response.json()["params"]
     cold = client.post("/train", json={"dataset": "digits5k"}).json()["params"]  # the same request, cold
-    assert params["init_model"] == model_id and params["epochs"] == warm_epochs(cold["epochs"])
-    assert {name: value for name, value in params.items() if name not in ARCHITECTURE + ("epochs", "init_model")} == {
-        name: value for name, value in cold.items() if name not in ARCHITECTURE + ("epochs",)}  # the same rate, schedule
+    rule = retrain(cold["epochs"], 4000 // cold["batch_size"])  # digits5k: 4,000 training images
+    assert params["init_model"] == model_id and (params["epochs"], params["init_weights"]) == (rule.epochs, False)
+    assert {name: value for name, value in params.items() if name not in ARCHITECTURE + ("init_model", "init_weights")
+            } == {name: value for name, value in cold.items() if name not in ARCHITECTURE}  # quick's retrain: cold
     assert (params["hidden"], params["z_dim"], params["a_dim"], params["skip"]) == ([32], 4, 4, False)
     mismatched = client.post("/train", json={"dataset": "digits5k", "init_model": model_id, "hidden": [64]})
     assert mismatched.status_code == 409 and "same architecture" in mismatched.json()["detail"]
@@ -361,6 +362,7 @@ def test_a_warm_start_takes_the_model_and_resumes_from_it(labelled_set, trained_
     # the worker's own code path: a 1-epoch warm job against the cold job the model came from
     warm = client.post("/train", json={"dataset": "digits5k", "init_model": model_id, "epochs": 1,
                                        "labels_per_class": 10, "seed": 0}).json()
+    assert warm["params"]["init_weights"] is True  # epochs asked for: from the weights
     engine = make_engine(settings.database_url)
     store = JobStore(make_sessionmaker(engine))
     assert JobRunner(settings, store).run(warm["id"]) == "succeeded"
