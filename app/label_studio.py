@@ -12,7 +12,6 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 import numpy as np
 
 from adgm_core.images import ImageError, decode_upload, to_model_input
@@ -77,7 +76,11 @@ class LabelStudioClient:
         self.max_pixels = settings.max_image_pixels
         key = settings.label_studio_api_key
         self.headers = {"Authorization": f"Token {key.get_secret_value()}"} if key else {}
+        import httpx  # here, not at the top: its import (with its command line's rich and pygments) costs the
+        # API a quarter of a second at start, and only a server that talks to Label Studio needs it
+
         self.client = httpx.Client(timeout=settings.label_studio_timeout_seconds, follow_redirects=False)
+        self.timeout_error, self.http_error = httpx.TimeoutException, httpx.HTTPError
 
     def close(self) -> None:
         self.client.close()
@@ -105,9 +108,9 @@ class LabelStudioClient:
                     if len(content) > self.max_bytes:
                         raise FetchError(f"the image is larger than {self.max_bytes} bytes")
                 return bytes(content)
-        except httpx.TimeoutException:
+        except self.timeout_error:
             raise FetchError("Label Studio did not send the image in time") from None
-        except httpx.HTTPError as error:
+        except self.http_error as error:
             raise FetchError(f"the image could not be fetched ({type(error).__name__})") from None
 
     def tasks(self, project_id: int, limit: int) -> list[dict]:
@@ -117,7 +120,7 @@ class LabelStudioClient:
             url = urljoin(self.base, f"api/projects/{project_id}/tasks/?page={page}&page_size={TASK_PAGE}")
             try:
                 response = self.client.get(url, headers=self.headers)
-            except httpx.HTTPError as error:
+            except self.http_error as error:
                 raise LabelStudioError(f"Label Studio at {self.base} cannot be reached ({type(error).__name__}).") from None
             if response.status_code == 404 and page > 1:  # past the last page
                 break

@@ -8,10 +8,14 @@ dies with its message unacknowledged is covered by the job heartbeat: the API's 
 the job and sends it again.
 """
 
-from celery import Celery
-from kombu import Queue
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from store.config import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 TRAIN_TASK = "adgm.train"
 GPU_QUEUE = "gpu"
@@ -20,7 +24,11 @@ VISIBILITY_TIMEOUT_SECONDS = 24 * 3600
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app configured for the training queue, with no task registered: the API sends
-    `TRAIN_TASK` by name, and `worker.celery_app` registers the task on its own app."""
+    `TRAIN_TASK` by name, and `worker.celery_app` registers the task on its own app. Celery is
+    imported here: an API without a broker never loads it (a quarter of a second at start)."""
+    from celery import Celery
+    from kombu import Queue
+
     celery = Celery("adgm", broker=settings.broker_url, set_as_current=False)
     celery.conf.update(
         task_acks_late=True,
