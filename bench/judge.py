@@ -12,6 +12,7 @@ the same judge serves both. The judge's weights are cached as safetensors under 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import time
 from pathlib import Path
@@ -75,16 +76,19 @@ def train_judge(train: ImageSet, epochs: int = 2, seed: int = 0) -> Judge:
 def load_judge(train: ImageSet, cache_dir: Path = CACHE_DIR) -> Judge:
     """The judge for `train` (MNIST's training set), from the cache or trained now and cached."""
     path = Path(cache_dir) / f"judge-{train.fingerprint()[:16]}.safetensors"
-    judge = Judge(train.n_classes)
-    if path.is_file():
-        judge.load_state_dict(safetensors.torch.load_file(path))
-        return judge.eval()
-    judge = train_judge(train)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    safetensors.torch.save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, tmp)
-    tmp.replace(path)
-    return judge
+    # processes that start at once (test workers, benchmarks) train it once: the rest wait here
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        judge = Judge(train.n_classes)
+        if path.is_file():
+            judge.load_state_dict(safetensors.torch.load_file(path))
+            return judge.eval()
+        judge = train_judge(train)
+        tmp = path.with_suffix(".partial")
+        safetensors.torch.save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, tmp)
+        tmp.replace(path)
+        return judge
 
 
 def fidelity(predictor, judge: Judge, per_label: int = 100, seed: int = 0) -> dict:

@@ -138,6 +138,30 @@ def redis_url(tmp_path):
 # Tests that may skip under CI=true, each with why: none today. A GPU-only test would be listed here.
 ALLOWED_SKIPS: dict[str, str] = {}
 
+# Under pytest-xdist (scripts/test.sh runs `-n auto --dist loadgroup`), each file is one group, so
+# its module fixtures are built once; these directories are one group each, so their session
+# fixtures (a server, a browser, a trained model) are built once too.
+SHARED_SESSION_DIRS = ("browser",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(item.path).relative_to(REPO_ROOT / "tests")
+        group = path.parts[0] if path.parts[0] in SHARED_SESSION_DIRS else str(path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config):
+    """An xdist worker's torch, and the processes its tests start, take the worker's share of the
+    cores: threads of several trainings spinning on the same cores slow each other down tenfold."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        share = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        torch.set_num_threads(share)
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
