@@ -111,13 +111,14 @@ def ablation(bench: Bench) -> None:
 
 
 def active_learning(bench: Bench) -> None:
-    run = bench.run("active_learning.py", "--mnist-dir", "{mnist}", "--pool", "200", "--seeds", "1", "--rounds", "1",
-                    "--cold-epochs", "1", "--warm-epochs", "1", "--samples", "2", "--eval-samples", "1",
-                    "--strategies", "random,bald+diverse", "--out", "{out}/loop.png", "--json", "{out}/loop.json")
+    run = bench.run("active_learning.py", "--mnist-dir", "{mnist}", "--pool", "200", "--seeds", "1", "--labels", "10,20",
+                    "--strategies", "random,cover", "--job", '{{"epochs": 1, "hidden": [32], "z_dim": 4, "a_dim": 4}}',
+                    "--eval-samples", "1", "--out", "{out}/loop.png", "--json", "{out}/loop.json")
     results = run.json_file("loop.json")
-    assert results["labels"] == [10, 20] and has(results, "seconds", "total_seconds", "args")
-    assert {strategy: len(runs[0]) for strategy, runs in results["error"].items()} == {"random": 2, "bald+diverse": 2}
-    assert is_png(run.out / "loop.png") and "| bald+diverse |" in run.stdout
+    assert results["labels"] == [10, 20] and has(results, "runs", "cpu", "total_seconds", "args")
+    assert [(r["strategy"], len(r["error"]), len(r["cold_error"]), r["from_weights"]) for r in results["runs"]] == [
+        ("random", 2, 2, [False, True]), ("cover", 2, 2, [False, True])]  # epochs given: from the weights
+    assert is_png(run.out / "loop.png") and "| cover | loop − cold (points) |" in run.stdout
 
 
 def adgm_diagnosis(bench: Bench) -> None:
