@@ -108,7 +108,7 @@ def unlabelled_bound(model: ADGM, x: Tensor, eps_a: Tensor, eps_z: Tensor, beta:
     z = reparameterize(mu_z, log_var_z, eps_z)
     mu_pa, log_var_pa = model.generate_a(x, labels, z)
 
-    log_p_x = bernoulli_log_likelihood(x, model.generate_x(labels, z, a.expand(K, -1, -1)))  # (K, B)
+    log_p_x = bernoulli_log_likelihood(x, model.generate_x(labels, z, a))  # (K, B); a's part computed once, broadcast
     latent = _latent_log_ratio(a, mu_a, log_var_a, z, mu_z, log_var_z, mu_pa, log_var_pa)
     elbo_per_label = (log_p_x - math.log(K) + beta * latent).T  # (B, K)
     q_y = log_q_y.exp()
