@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything (see install.sh --test) and runs the whole test suite, one pytest-xdist
-# worker per core (at most 4); each test file, and tests/browser as a whole, stays on one worker
-# (tests/conftest.py), so module and browser fixtures are built once.
+# worker per core (at most 4); each test file stays on one worker, so its module fixtures are
+# built once (a session fixture is built once per worker that needs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
-exec .venv/bin/python -m pytest -n auto --maxprocesses 4 --dist loadgroup "$@"
+exec .venv/bin/python -m pytest -n auto --maxprocesses 4 --dist loadfile "$@"

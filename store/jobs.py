@@ -219,14 +219,16 @@ class JobStore:
                     requeued.append(job_id)
         return requeued
 
-    def undispatched(self, older_than_seconds: float | None = None) -> list[str]:
+    def undispatched(self, older_than_seconds: float | None = None, created_before_seconds: float = 0) -> list[str]:
         """Queued jobs never sent to the broker, and with `older_than_seconds` also those sent
-        longer ago than that; oldest first."""
+        longer ago than that; only jobs created more than `created_before_seconds` ago (a job's
+        own request sends it just after creating it); oldest first."""
         sent_long_ago = Job.dispatched_at.is_(None)
         if older_than_seconds is not None:
             sent_long_ago = or_(sent_long_ago, Job.dispatched_at < utcnow() - timedelta(seconds=older_than_seconds))
+        settled = Job.created_at < utcnow() - timedelta(seconds=created_before_seconds)
         with self.sessions() as session:
-            query = select(Job.id).where(Job.status == JobStatus.QUEUED, sent_long_ago).order_by(Job.created_at)
+            query = select(Job.id).where(Job.status == JobStatus.QUEUED, sent_long_ago, settled).order_by(Job.created_at)
             return list(session.scalars(query))
 
     def count_queued(self) -> int:

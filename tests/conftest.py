@@ -138,22 +138,23 @@ def redis_url(tmp_path):
 # Tests that may skip under CI=true, each with why: none today. A GPU-only test would be listed here.
 ALLOWED_SKIPS: dict[str, str] = {}
 
-# Under pytest-xdist (scripts/test.sh runs `-n auto --dist loadgroup`), each file is one group, so
-# its module fixtures are built once; these directories are one group each, so their session
-# fixtures (a server, a browser, a trained model) are built once too.
-SHARED_SESSION_DIRS = ("browser",)
+LONG_FIRST = ("slow", "browser", "integration")  # markers, longest first
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
+    """The files of long tests first, so that xdist's workers, which take a file at a time in this
+    order, do not end with one of them training alone."""
+    rank = {}
     for item in items:
-        path = Path(item.path).relative_to(REPO_ROOT / "tests")
-        group = path.parts[0] if path.parts[0] in SHARED_SESSION_DIRS else str(path)
-        item.add_marker(pytest.mark.xdist_group(group))
+        marks = [LONG_FIRST.index(m.name) for m in item.iter_markers() if m.name in LONG_FIRST]
+        rank[item.path] = min([rank.get(item.path, len(LONG_FIRST)), *marks])
+    items.sort(key=lambda item: rank[item.path])
 
 
 def pytest_configure(config):
-    """An xdist worker's torch, and the processes its tests start, take the worker's share of the
-    cores: threads of several trainings spinning on the same cores slow each other down tenfold."""
+    """Under pytest-xdist (scripts/test.sh: a test file to a worker), a worker's torch and the
+    processes its tests start take the worker's share of the cores: threads of several trainings
+    spinning on the same cores slow each other down tenfold."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         import torch

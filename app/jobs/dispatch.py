@@ -19,6 +19,8 @@ from store.queue import TRAIN_TASK, make_celery, queue_depth
 log = logging.getLogger(__name__)
 
 WORKER_ENTRY_POINT = "adgm-worker"
+# a new job's own request sends it; the reaper leaves it that long, or it would be sent twice
+SEND_GRACE_SECONDS = 5.0
 
 
 class CeleryDispatcher:
@@ -46,8 +48,9 @@ class CeleryDispatcher:
         lost (it restarted without its queue). The broker cannot say which messages it holds, so
         when it holds fewer than the store has queued jobs, every queued job not sent recently is
         sent again; a duplicate message is harmless because only one worker can claim a job."""
-        sent = [job_id for job_id in self.store.undispatched() if self.submit(job_id)]
-        candidates = self.store.undispatched(older_than_seconds)
+        sent = [job_id for job_id in self.store.undispatched(created_before_seconds=SEND_GRACE_SECONDS)
+                if self.submit(job_id)]
+        candidates = self.store.undispatched(older_than_seconds, created_before_seconds=SEND_GRACE_SECONDS)
         if candidates and queue_depth(self.celery) < self.store.count_queued():
             sent += [job_id for job_id in candidates if self.submit(job_id)]
         return sent

@@ -1,6 +1,7 @@
 """The Celery application: settings for long jobs, routing to the gpu queue, and re-sending the
 jobs a broker lost (against a real redis-server)."""
 
+from app.jobs import dispatch
 from app.jobs.dispatch import CeleryDispatcher
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobStore
@@ -31,7 +32,8 @@ def test_the_worker_parent_never_imports_torch():
     assert result.stdout.strip() == "False"
 
 
-def test_jobs_the_broker_lost_are_sent_again(make_settings, redis_url):
+def test_jobs_the_broker_lost_are_sent_again(make_settings, redis_url, monkeypatch):
+    monkeypatch.setattr(dispatch, "SEND_GRACE_SECONDS", 0)  # the grace is checked at the end
     settings = make_settings(broker_url=redis_url)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -54,6 +56,11 @@ def test_jobs_the_broker_lost_are_sent_again(make_settings, redis_url):
 
         late = store.create({"epochs": 1}, "digits5k", None)  # queued while the broker was down
         assert dispatcher.resend_lost(older_than_seconds=3600) == [late.id]  # sent although the queue is full
+        assert queue_depth(dispatcher.celery) == 4
+
+        monkeypatch.setattr(dispatch, "SEND_GRACE_SECONDS", 60)
+        store.create({"epochs": 1}, "digits5k", None)  # its own request is sending it: not the reaper
+        assert dispatcher.resend_lost(older_than_seconds=0) == []
         assert queue_depth(dispatcher.celery) == 4
     finally:
         dispatcher.stop()
