@@ -23,14 +23,12 @@ do not depend on the rest of the pool, and a (model, seed) pair always gives the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from adgm_core.first_labels import kmeans, squared_distances
-
-if TYPE_CHECKING:
-    from adgm_core.model import ADGM
+from adgm_core.numpy_model import NumpyADGM, reparameterize, softmax
+from adgm_core.torch_random import TorchNormals
 
 STRATEGIES = ("bald", "entropy", "margin", "cover", "random")
 DEFAULT_STRATEGY = "cover"  # the best at 50 labels on the loop's benchmark (docs/results.md): the API's and the page's
@@ -45,52 +43,45 @@ class PoolScores:
     strategy: str = "margin"  # the strategy that scored the images
 
 
-def score_pool(model: ADGM, images: np.ndarray, strategy: str = "bald", samples: int = 8, seed: int = 0,
+def score_pool(model: NumpyADGM, images: np.ndarray, strategy: str = "bald", samples: int = 8, seed: int = 0,
                batch_size: int = 4096) -> PoolScores:
-    """Scores of uint8 images (N, H, W) under `strategy`, computed in batches of `batch_size`.
-
-    torch is imported here, not with the module: the API imports `STRATEGIES` and `select` and
-    starts without torch (docs/results.md, issue 18)."""
-    import torch
-
-    from adgm_core.evaluation import as_model_input
-    from adgm_core.layers import reparameterize
-
-    def _entropy(p: torch.Tensor) -> torch.Tensor:
-        return -torch.special.xlogy(p, p).sum(-1)
-
+    """Scores of uint8 images (N, H, W) under `strategy`, computed in batches of `batch_size`, in
+    numpy: the API scores pools without torch (docs/results.md, issue 18). ε is torch's
+    `randn((S, 1, A))` from a generator seeded `seed` (`adgm_core.torch_random`)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
-    model.eval()
-    device = next(model.parameters()).device
-    generator = torch.Generator(device).manual_seed(seed)
-    eps = torch.randn((samples, 1, model.config.a_dim), generator=generator, device=device)
+    eps = TorchNormals(seed).randn(samples, 1, model.config.a_dim)
     probabilities, scores, embedding = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = as_model_input(images[start:start + batch_size], device)
-            mu_a, log_var_a = model.infer_a(x)
-            a = reparameterize(mu_a, log_var_a, eps)  # (S, B, A)
-            p = torch.softmax(model.classify(x[None], a).float(), dim=-1)  # x's first-layer product is shared by the S draws
-            p_bar = p.mean(0)
-            if strategy == "bald":
-                score = _entropy(p_bar) - _entropy(p).mean(0)
-            elif strategy == "entropy":
-                score = _entropy(p_bar)
-            elif strategy in ("margin", "cover"):
-                top2 = p_bar.topk(2, dim=-1).values
-                score = top2[:, 1] - top2[:, 0]
-            else:
-                score = torch.zeros(len(x), device=device)
-            probabilities.append(p_bar.cpu())
-            scores.append(score.cpu())
-            embedding.append(mu_a.float().cpu())
-    scores_np = torch.cat(scores).numpy().astype(np.float64)
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        x = chunk.reshape(len(chunk), -1).astype(np.float32) / np.float32(255.0)
+        mu_a, log_var_a = model.infer_a(x)
+        p = softmax(model.classify(x[None], reparameterize(mu_a, log_var_a, eps)))  # (S, B, K); x's product shared
+        p_bar = p.mean(0)
+        if strategy == "bald":
+            score = _entropy(p_bar) - _entropy(p).mean(0)
+        elif strategy == "entropy":
+            score = _entropy(p_bar)
+        elif strategy in ("margin", "cover"):
+            top2 = np.sort(p_bar, axis=-1)[:, -2:]
+            score = top2[:, 0] - top2[:, 1]
+        else:
+            score = np.zeros(len(x), np.float32)
+        probabilities.append(p_bar)
+        scores.append(score)
+        embedding.append(mu_a)
+    K, A = model.config.n_classes, model.config.a_dim
+    scores_np = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
     if strategy == "random":
         scores_np = np.random.default_rng(seed).random(len(images))
-    return PoolScores(torch.cat(probabilities).numpy(), scores_np, torch.cat(embedding).numpy(), strategy)
+    return PoolScores(np.concatenate(probabilities) if probabilities else np.zeros((0, K), np.float32), scores_np,
+                      np.concatenate(embedding) if embedding else np.zeros((0, A), np.float32), strategy)
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    return -np.where(p > 0, p * np.log(np.maximum(p, np.float32(1e-30))), 0).sum(-1)
 
 
 def select(pool: PoolScores, n: int, among: np.ndarray | None = None, diverse: bool = False,

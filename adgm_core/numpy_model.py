@@ -105,6 +105,11 @@ class NumpyADGM:
         }
         self._activation = ACTIVATIONS[config.activation]
 
+    @classmethod
+    def of(cls, model) -> NumpyADGM:
+        """The numpy twin of a torch `adgm_core.model.ADGM` in memory (tests and benches hold those)."""
+        return cls(model.config, {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()})
+
     def _linear(self, name: str, h: np.ndarray, bias: bool = True) -> np.ndarray:
         out = h @ self._weights[f"{name}.weight"]
         return out + self._weights[f"{name}.bias"] if bias else out

@@ -20,7 +20,7 @@ that ask for it.
 
 The API serves with `NumpyPredictor` (adgm_core.numpy_predictor: Predictor's numbers in numpy, so
 the API process starts and serves without torch). torch is imported, and the model loaded into it
-once, only by what needs it: acquisition scores (`score_pool`) and the ONNX export (`onnx`).
+once, only by the ONNX export (`onnx`); acquisition scores (`score_pool`) are numpy's too.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adgm_core.acquisition import PoolScores, score_pool
 from adgm_core.numpy_predictor import NumpyPredictor
 
 if TYPE_CHECKING:
-    from adgm_core.acquisition import PoolScores
     from adgm_core.predictor import Predictor
 
 INFERENCE_LOCK = threading.Lock()
@@ -171,12 +171,9 @@ class LoadedModel:
         return list(self.predictor.card.get("class_names") or [str(k) for k in range(self.n_classes)])
 
     def score_pool(self, images: np.ndarray, strategy: str, seed: int) -> PoolScores:
-        """Acquisition scores of uint8 images (N, H, W): which to label next (torch)."""
-        from adgm_core.acquisition import score_pool
-
-        predictor = self._torch_predictor()
+        """Acquisition scores of uint8 images (N, H, W): which to label next."""
         with INFERENCE_LOCK:
-            return score_pool(predictor.model, images, strategy, seed=seed)
+            return score_pool(self.predictor.model, images, strategy, seed=seed)
 
     def preparing(self):
         """Wraps the decoding of images about to be classified, so that concurrent requests share passes."""

@@ -11,6 +11,7 @@ from adgm_core.data import labelled_split, load_builtin, semi_supervised_split
 from adgm_core.data.errors import DataError
 from adgm_core.data.sets import ImageSet
 from adgm_core.evaluation import as_model_input
+from adgm_core.numpy_model import NumpyADGM
 from adgm_core.trainer import Trainer
 
 MODEL = ModelConfig(hidden=(128,), a_dim=16, z_dim=16)
@@ -27,6 +28,10 @@ def trained(digits):
     split = semi_supervised_split(digits[0], 10, seed=0)
     result = Trainer(MODEL, TrainConfig(epochs=6, learning_rate=1e-3, device="cpu"), split).fit()
     return result
+
+
+def numpy_model(trained):
+    return NumpyADGM.of(trained.model)
 
 
 def slow_scores(model, images, samples, seed):
@@ -53,7 +58,7 @@ def test_batched_scores_equal_a_slow_per_image_computation(trained, digits):
     images = digits[1].images[:40]
     slow = slow_scores(trained.model, images, samples=6, seed=3)
     for strategy in ("bald", "entropy", "margin"):
-        fast = score_pool(trained.model, images, strategy, samples=6, seed=3, batch_size=7)
+        fast = score_pool(numpy_model(trained), images, strategy, samples=6, seed=3, batch_size=7)
         np.testing.assert_allclose(fast.scores, slow[strategy], atol=2e-5)
     assert np.all(slow["bald"] >= -1e-6) and np.all(slow["bald"] <= slow["entropy"] + 1e-6)
 
@@ -61,13 +66,13 @@ def test_batched_scores_equal_a_slow_per_image_computation(trained, digits):
 def test_scores_are_deterministic_per_seed_and_independent_of_the_batch(trained, digits):
     images = digits[1].images[:300]
     for strategy in STRATEGIES:
-        first = score_pool(trained.model, images, strategy, seed=5, batch_size=64)
-        again = score_pool(trained.model, images, strategy, seed=5, batch_size=300)
+        first = score_pool(numpy_model(trained), images, strategy, seed=5, batch_size=64)
+        again = score_pool(numpy_model(trained), images, strategy, seed=5, batch_size=300)
         np.testing.assert_allclose(first.scores, again.scores, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(select(first, 20, diverse=True), select(again, 20, diverse=True))
-    other = score_pool(trained.model, images, "bald", seed=6)
+    other = score_pool(numpy_model(trained), images, "bald", seed=6)
     assert not np.allclose(other.scores, first.scores if strategy == "bald" else score_pool(
-        trained.model, images, "bald", seed=5).scores)
+        numpy_model(trained), images, "bald", seed=5).scores)
 
 
 def test_bald_ranks_blended_two_digit_images_above_clean_ones(trained, digits):
@@ -81,7 +86,7 @@ def test_bald_ranks_blended_two_digit_images_above_clean_ones(trained, digits):
         if test.labels[i] != test.labels[j]:
             clean.append(test.images[i])
             blends.append(((test.images[i].astype(np.int64) + test.images[j]) // 2).astype(np.uint8))
-    scores = score_pool(trained.model, np.stack(clean + blends), "bald", samples=16, seed=0).scores
+    scores = score_pool(numpy_model(trained), np.stack(clean + blends), "bald", samples=16, seed=0).scores
     clean_scores, blend_scores = scores[:len(clean)], scores[len(clean):]
     assert (blend_scores > clean_scores).mean() >= 0.7
     assert np.median(blend_scores) > 2 * np.median(clean_scores)
@@ -92,7 +97,7 @@ def test_selection_keeps_to_the_pool_and_diversity_avoids_near_copies(trained, d
     copies = np.repeat(image[None], 30, axis=0)
     others = digits[1].images[1:200]
     pool_images = np.concatenate([copies, others])
-    pool = score_pool(trained.model, pool_images, "bald", seed=0)
+    pool = score_pool(numpy_model(trained), pool_images, "bald", seed=0)
     # make the copies the most informative images: plain ranking takes them all
     scores = pool.scores.copy()
     scores[:30] = scores.max() + 1
@@ -137,10 +142,10 @@ def test_cover_takes_one_typical_uncertain_image_from_each_blob_no_label_covers(
 
 def test_random_strategy_and_unknown_strategy(trained, digits):
     images = digits[1].images[:100]
-    random = score_pool(trained.model, images, "random", seed=1).scores
+    random = score_pool(numpy_model(trained), images, "random", seed=1).scores
     assert len(set(random.tolist())) == 100
     with pytest.raises(ValueError, match="unknown strategy"):
-        score_pool(trained.model, images, "cleverest")
+        score_pool(numpy_model(trained), images, "cleverest")
 
 
 def test_a_warm_start_begins_where_the_given_model_ended(trained, digits):
