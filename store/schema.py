@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import typer
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -87,28 +86,3 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-app = typer.Typer(help="The job store's schema: show or upgrade its revision.", no_args_is_help=True)
-
-
-@app.command()
-def current() -> None:
-    """The database's revision and the newest this code knows."""
-    engine = make_engine(Settings().database_url)
-    with engine.connect() as connection:
-        typer.echo(f"database: {current_revision(connection)}  code: {head_revision()}")
-    engine.dispose()
-
-
-@app.command()
-def upgrade() -> None:
-    """Upgrade the database to the newest revision (what start-up does)."""
-    engine = make_engine(Settings().database_url)
-    try:
-        typer.echo(f"database at {migrate(engine)}")
-    except SchemaTooNew as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(code=1) from None
-    finally:
-        engine.dispose()

@@ -33,5 +33,7 @@ def test_the_shared_ground_loads_neither_side(module):
 
 def test_the_api_starts_without_torch():
     """The API serves in numpy (adgm_core.numpy_predictor); torch, hundreds of MB, is imported only by
-    the routes that need it (acquisition scores, the ONNX export): docs/results.md, issue 18."""
-    assert "torch" not in loaded_after("app.main")
+    the route that needs it (the ONNX export): docs/results.md, issue 18."""
+    loaded = loaded_after("app.main")
+    assert "torch" not in loaded
+    assert "typer" not in loaded  # the command lines' library: store.schema_cli, store.cli

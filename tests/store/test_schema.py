@@ -10,8 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from app.main import create_app
+from store import schema_cli
 from store.db import Base, make_engine, make_sessionmaker
 from store.jobs import JobStore
 from store.labels import LabelLog
@@ -117,3 +119,17 @@ def test_the_api_refuses_to_start_on_a_newer_database(make_settings):
     with pytest.raises(SchemaTooNew, match="upgraded by a newer version"):
         with TestClient(create_app(settings)):
             pass
+
+
+def test_the_adgm_db_command_upgrades_shows_and_refuses_a_newer_database(database_url):
+    env = {"ADGM_DATABASE_URL": database_url}
+    upgraded = CliRunner().invoke(schema_cli.app, ["upgrade"], env=env)
+    assert upgraded.exit_code == 0 and f"database at {head_revision()}" in upgraded.output
+    shown = CliRunner().invoke(schema_cli.app, ["current"], env=env)
+    assert shown.exit_code == 0 and f"database: {head_revision()}  code: {head_revision()}" in shown.output
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    refused = CliRunner().invoke(schema_cli.app, ["upgrade"], env=env)
+    assert refused.exit_code == 1 and "newer version" in refused.output
