@@ -1,13 +1,11 @@
 """Fixtures for the core library's tests: real MNIST (directory from tests/conftest.py), read once per
-session, and one model trained on it for a few CPU minutes."""
+session, and one model trained on it as a user's upload of it would be by default."""
 
 import pytest
 
-from adgm_core.config import ModelConfig, TrainConfig
 from adgm_core.data import ImageSet, load_mnist, semi_supervised_split
+from adgm_core.presets import DataProfile, configs_for, resolve
 from adgm_core.trainer import Trainer
-
-LEARNING_EPOCHS = 10  # about 3 minutes on 2 idle cores: 92 % test accuracy with 100 labels
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +22,7 @@ def mnist_split(mnist):
 
 @pytest.fixture(scope="session")
 def trained_on_mnist(mnist, mnist_split):
-    """A real model trained for a few CPU minutes on MNIST with 100 labels (the learning test's model)."""
-    config = TrainConfig(epochs=LEARNING_EPOCHS, learning_rate=1e-3, eval_samples=10)
-    return Trainer(ModelConfig(), config, mnist_split).fit()
+    """The model a user gets for MNIST with 100 labels: the default preset adapted to 60,000 images (the
+    learning test's model; `quick` holds it to the steps it was tuned for, a couple of CPU minutes)."""
+    params = resolve(data=DataProfile.of(mnist[0]), eval_samples=10)
+    return Trainer(*configs_for(mnist[0], params, device="cpu"), mnist_split).fit()

@@ -1,6 +1,6 @@
 """Learning on real MNIST with 100 labels: proof that the unlabelled data is used.
 
-One model is trained for a few CPU minutes (conftest.trained_on_mnist) and compared with a plain
+One model is trained with the default preset, as for a user's upload of MNIST (conftest.trained_on_mnist), and compared with a plain
 classifier of the same depth trained on the same 100 labelled images alone.
 """
 
