@@ -29,9 +29,9 @@ RUN_TIMEOUT_SECONDS = 600  # seconds of CPU each on an idle core; minutes on a l
 
 # Imported by the scripts, never run on their own; each is exercised by the runs named.
 LIBRARIES = {
-    "bare_app.py": "the app bench/serving.py starts under uvicorn (serving)",
-    "load.py": "the load generators of bench/serving.py (serving)",
-    "notebook_reference.py": "the reference loop bench/throughput.py measures against (throughput)",
+    "bench/bare_app.py": "the app bench/serving.py starts under uvicorn (serving)",
+    "bench/load.py": "the load generators of bench/serving.py (serving)",
+    "bench/notebook_reference.py": "the reference loop bench/throughput.py measures against (throughput)",
 }
 
 
@@ -55,12 +55,13 @@ class Bench:
         self._runs: dict[tuple[str, ...], Run] = {}
 
     def run(self, script: str, *args: str) -> Run:
-        """`python bench/<script> <args>`; "{out}" in an argument is the run's directory, "{mnist}" MNIST's."""
+        """`python <script> <args>` in the repository (scripts are named by their path, bench/<name>.py);
+        "{out}" in an argument is the run's directory, "{mnist}" MNIST's."""
         key = (script, *args)
         if key not in self._runs:
             out = self.directory / f"{Path(script).stem}-{len(self._runs)}"
             out.mkdir()
-            command = [sys.executable, str(Path("bench") / script),
+            command = [sys.executable, script,
                        *(arg.format(out=out, mnist=self.mnist_dir) for arg in args)]
             env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
             done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
@@ -93,15 +94,15 @@ def has_cpu(row: dict) -> bool:
 
 # --- one run per script, the smallest that goes through all of it --------------------------------
 
-ADGM_VS_SDGM = ("adgm_vs_sdgm.py", "--preset", "quick", "--budget", "1", "--seeds", "0", "--threads", "1",
+ADGM_VS_SDGM = ("bench/adgm_vs_sdgm.py", "--preset", "quick", "--budget", "1", "--seeds", "0", "--threads", "1",
                 "--set", "hidden=[64]", "--mnist-dir", "{mnist}")
-LONG_RUN = ("long_run.py", "--set", "epochs=1", "--set", "hidden=[16]", "--set", "z_dim=2", "--set", "a_dim=2",
+LONG_RUN = ("bench/long_run.py", "--set", "epochs=1", "--set", "hidden=[16]", "--set", "z_dim=2", "--set", "a_dim=2",
             "--set", "batch_size=1000", "--set", "eval_samples=1", "--threads", "1", "--mnist-dir", "{mnist}",
             "--checkpoint-dir", "{out}/checkpoints", "--out", "{out}/long_run.jsonl")
 
 
 def ablation(bench: Bench) -> None:
-    run = bench.run("ablation.py", "--preset", "quick", "--budget", "1", "--seeds", "0", "--only", "recipe",
+    run = bench.run("bench/ablation.py", "--preset", "quick", "--budget", "1", "--seeds", "0", "--only", "recipe",
                     "--threads", "1", "--mnist-dir", "{mnist}", "--out", "{out}/ablation.json")
     [line] = run.json_lines()
     assert line["variant"] == "recipe" and has(line, "epochs", "test_accuracy", "fidelity", "train_cpu_seconds")
@@ -111,7 +112,7 @@ def ablation(bench: Bench) -> None:
 
 
 def active_learning(bench: Bench) -> None:
-    run = bench.run("active_learning.py", "--mnist-dir", "{mnist}", "--pool", "200", "--seeds", "1", "--labels", "10,20",
+    run = bench.run("bench/active_learning.py", "--mnist-dir", "{mnist}", "--pool", "200", "--seeds", "1", "--labels", "10,20",
                     "--strategies", "random,cover", "--job", '{{"epochs": 1, "hidden": [32], "z_dim": 4, "a_dim": 4}}',
                     "--eval-samples", "1", "--out", "{out}/loop.png", "--json", "{out}/loop.json")
     results = run.json_file("loop.json")
@@ -122,7 +123,7 @@ def active_learning(bench: Bench) -> None:
 
 
 def adgm_diagnosis(bench: Bench) -> None:
-    run = bench.run("adgm_diagnosis.py", "--preset", "quick", "--budget", "1", "--seeds", "0", "--threads", "1",
+    run = bench.run("bench/adgm_diagnosis.py", "--preset", "quick", "--budget", "1", "--seeds", "0", "--threads", "1",
                     "--set", "hidden=[64]", "--mnist-dir", "{mnist}", "--out", "{out}/diagnosis.json")
     variants = ["SDGM", "ADGM", "ADGM, deterministic q(a|x)"]
     assert [line["variant"] for line in run.json_lines()] == variants
@@ -141,12 +142,12 @@ def adgm_vs_sdgm(bench: Bench) -> None:
 
 def plot_kl_a(bench: Bench) -> None:
     source = bench.run(*ADGM_VS_SDGM)
-    run = bench.run("plot_kl_a.py", str(source.out / "stdout"), "{out}/kl_a.png")
+    run = bench.run("bench/plot_kl_a.py", str(source.out / "stdout"), "{out}/kl_a.png")
     assert is_png(run.out / "kl_a.png")
 
 
 def classifier_draws(bench: Bench) -> None:
-    run = bench.run("classifier_draws.py", "--budget", "1", "--draws", "1", "2", "--mc", "1", "--alpha-factors", "1",
+    run = bench.run("bench/classifier_draws.py", "--budget", "1", "--draws", "1", "2", "--mc", "1", "--alpha-factors", "1",
                     "--seeds", "0", "--threads", "1", "--mnist-dir", "{mnist}", "--out", "{out}/draws.json")
     assert [line["S_c"] for line in run.json_lines()] == [1, 2]
     rows = run.json_file("draws.json")["rows"]
@@ -154,7 +155,7 @@ def classifier_draws(bench: Bench) -> None:
 
 
 def first_labels(bench: Bench) -> None:
-    run = bench.run("first_labels.py", "--tiny", "--seeds", "0", "--out", "{out}/first_labels.json")
+    run = bench.run("bench/first_labels.py", "--tiny", "--seeds", "0", "--out", "{out}/first_labels.json")
     rows = run.json_file("first_labels.json")["rows"]
     assert [row["method"] for row in rows] == ["chosen", "uniform", "per_class"]
     assert has(rows[0], "indices", "classes_covered", "test_accuracy", "baseline_test_accuracy")
@@ -162,7 +163,7 @@ def first_labels(bench: Bench) -> None:
 
 
 def the_judge(bench: Bench) -> None:
-    [line] = bench.run("judge.py", "--mnist-dir", "{mnist}").json_lines()
+    [line] = bench.run("bench/judge.py", "--mnist-dir", "{mnist}").json_lines()
     assert line["judge_test_accuracy"] > 0.97 and has(line, "seconds", "threads")
 
 
@@ -177,14 +178,14 @@ def long_run(bench: Bench) -> None:
 
 def plot_long_run(bench: Bench) -> None:
     source = bench.run(*LONG_RUN)
-    run = bench.run("plot_long_run.py", str(source.out / "long_run.jsonl"), "--png", "{out}/long_run.png")
+    run = bench.run("bench/plot_long_run.py", str(source.out / "long_run.jsonl"), "--png", "{out}/long_run.png")
     [summary] = run.json_lines()
     assert has(summary, "first_reached", "best_test_error", "final") and summary["epochs"] == "1 of 1"
     assert is_png(run.out / "long_run.png")
 
 
 def mnist100(bench: Bench) -> None:
-    run = bench.run("mnist100.py", "--data", "digits5k", "--preset", "notebook", "--seeds", "0", "--epochs", "1",
+    run = bench.run("bench/mnist100.py", "--data", "digits5k", "--preset", "notebook", "--seeds", "0", "--epochs", "1",
                     "--eval-every", "1", "--eval-samples", "1", "--time-budget", "600", "--out", "{out}/mnist100.json")
     summary = run.json_file("mnist100.json")
     assert has(summary, "mean_test_error", "std_test_error", "device", "torch")
@@ -194,7 +195,7 @@ def mnist100(bench: Bench) -> None:
 
 
 def recipe(bench: Bench) -> None:
-    run = bench.run("recipe.py", "--preset", "quick", "--set", "hidden=[64]", "--time-budget", "1", "--curve",
+    run = bench.run("bench/recipe.py", "--preset", "quick", "--set", "hidden=[64]", "--time-budget", "1", "--curve",
                     "--seeds", "0", "--threads", "1", "--mnist-dir", "{mnist}", "--out", "{out}/recipe.json")
     seed, summary = run.json_lines()
     assert has(seed, "epochs", "test_accuracy", "fidelity", "self_consistency", "train_cpu_seconds")
@@ -204,7 +205,7 @@ def recipe(bench: Bench) -> None:
 
 
 def api_footprint(bench: Bench) -> None:
-    run = bench.run("api_footprint.py", "--models", "1", "--launches", "1", "--code", "one=.", "--code", "two=.",
+    run = bench.run("bench/api_footprint.py", "--models", "1", "--launches", "1", "--code", "one=.", "--code", "two=.",
                     "--port", str(free_port()), "--out", "{out}/api_footprint.json")
     results = run.json_file("api_footprint.json")
     assert has_cpu(results["machine"]) and results["models"] == 1
@@ -216,7 +217,7 @@ def api_footprint(bench: Bench) -> None:
 
 
 def serving(bench: Bench) -> None:
-    run = bench.run("serving.py", "--seconds", "1", "--rounds", "2", "--generator", "httpx", "--port", str(free_port()),
+    run = bench.run("bench/serving.py", "--seconds", "1", "--rounds", "2", "--generator", "httpx", "--port", str(free_port()),
                     "--out", "{out}/serving.json")
     results = run.json_file("serving.json")
     assert has_cpu(results["machine"]) and results["machine"]["code"] == str(REPO_ROOT)
@@ -232,7 +233,7 @@ def serving(bench: Bench) -> None:
 
 
 def small_datasets(bench: Bench) -> None:
-    run = bench.run("small_datasets.py", "--tiny", "--seeds", "0", "--mnist-dir", "{mnist}", "--out", "{out}/small.json")
+    run = bench.run("bench/small_datasets.py", "--tiny", "--seeds", "0", "--mnist-dir", "{mnist}", "--out", "{out}/small.json")
     assert run.stdout.startswith("CPU: ")
     results = run.json_file("small.json")
     assert has_cpu(results) and set(results["summary"]) == {"mnist14", "mnist8", "mnist3c", "digits8"}
@@ -243,7 +244,7 @@ def small_datasets(bench: Bench) -> None:
 
 
 def suggestions(bench: Bench) -> None:
-    run = bench.run("suggestions.py", "--mnist-dir", "{mnist}", "--pool", "300", "--repeats", "1")
+    run = bench.run("bench/suggestions.py", "--mnist-dir", "{mnist}", "--pool", "300", "--repeats", "1")
     assert run.stdout.startswith("300 images")
     rows = re.findall(r"^\| (\w+) \| (True|False) \| \d+\.\d\d \|$", run.stdout, re.MULTILINE)
     from adgm_core.acquisition import STRATEGIES  # each, with and without the diversity cover
@@ -252,7 +253,7 @@ def suggestions(bench: Bench) -> None:
 
 
 def upload_time(bench: Bench) -> None:
-    run = bench.run("upload_time.py", "--images", "300", "--background-images", "100", "--port", str(free_port()),
+    run = bench.run("bench/upload_time.py", "--images", "300", "--background-images", "100", "--port", str(free_port()),
                     "--mnist-dir", "{mnist}")  # more than 100 images: decoded in the background, polled
     assert re.search(r"^answer: 202 after [\d.]+ s \([\d.]+ s of API CPU\); succeeded after [\d.]+ s \([\d.]+ s of API CPU\)$",
                      run.stdout, re.MULTILINE), run.stdout
@@ -261,7 +262,7 @@ def upload_time(bench: Bench) -> None:
 
 def throughput(bench: Bench) -> None:
     for sizes in (["--preset", "quick"], ["--sizes", "notebook"]):
-        run = bench.run("throughput.py", *sizes, "--steps", "2", "--rounds", "1", "--mnist-dir", "{mnist}")
+        run = bench.run("bench/throughput.py", *sizes, "--steps", "2", "--rounds", "1", "--mnist-dir", "{mnist}")
         summary = run.json_lines()[-1]
         assert has(summary, "torch", "numpy") and has_cpu(summary)
         [row] = summary["results"]
@@ -269,18 +270,18 @@ def throughput(bench: Bench) -> None:
 
 
 SMOKE: dict[str, Callable[[Bench], None]] = {
-    "ablation.py": ablation, "api_footprint.py": api_footprint, "active_learning.py": active_learning,
-    "adgm_diagnosis.py": adgm_diagnosis,
-    "adgm_vs_sdgm.py": adgm_vs_sdgm, "classifier_draws.py": classifier_draws, "first_labels.py": first_labels,
-    "judge.py": the_judge, "long_run.py": long_run, "mnist100.py": mnist100, "plot_kl_a.py": plot_kl_a,
-    "plot_long_run.py": plot_long_run, "recipe.py": recipe, "serving.py": serving, "small_datasets.py": small_datasets,
-    "suggestions.py": suggestions,
-    "throughput.py": throughput, "upload_time.py": upload_time,
+    "bench/ablation.py": ablation, "bench/api_footprint.py": api_footprint, "bench/active_learning.py": active_learning,
+    "bench/adgm_diagnosis.py": adgm_diagnosis,
+    "bench/adgm_vs_sdgm.py": adgm_vs_sdgm, "bench/classifier_draws.py": classifier_draws, "bench/first_labels.py": first_labels,
+    "bench/judge.py": the_judge, "bench/long_run.py": long_run, "bench/mnist100.py": mnist100, "bench/plot_kl_a.py": plot_kl_a,
+    "bench/plot_long_run.py": plot_long_run, "bench/recipe.py": recipe, "bench/serving.py": serving, "bench/small_datasets.py": small_datasets,
+    "bench/suggestions.py": suggestions,
+    "bench/throughput.py": throughput, "bench/upload_time.py": upload_time,
 }
 
 
 def test_every_bench_script_has_a_smoke_run():
-    scripts = {path.name for path in BENCH.glob("*.py")}
+    scripts = {str(path.relative_to(REPO_ROOT)) for path in BENCH.glob("*.py")}
     assert scripts - set(SMOKE) - set(LIBRARIES) == set(), "add a smoke run to SMOKE for each new bench script"
     assert set(SMOKE) | set(LIBRARIES) <= scripts, "SMOKE or LIBRARIES names a script that is gone"
     assert not set(SMOKE) & set(LIBRARIES)
