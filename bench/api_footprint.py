@@ -31,10 +31,8 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -46,96 +44,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from adgm_core.cpu import cpu_info  # noqa: E402
 from adgm_core.data import load_builtin  # noqa: E402
-from app.schemas import JobCreate  # noqa: E402
-from store.config import Settings  # noqa: E402
-from store.db import make_engine, make_sessionmaker  # noqa: E402
-from store.jobs import JobStore  # noqa: E402
-from store.schema import migrate  # noqa: E402
-from store.tables import Job  # noqa: E402
+from bench.api_process import ApiProcess, train_models  # noqa: E402
 
-BIN = Path(sys.executable).parent
 DIGITS = 8  # test digits classified per request
-
-
-def train_models(state: Path, count: int) -> list[str]:
-    """`count` models of the API's default sizes, one epoch of digits5k each (seeds 0, 1, ...)."""
-    from worker.training import JobRunner
-
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{state / 'adgm.sqlite'}",
-                        artifact_dir=state / "artifacts", mnist_dir=None, embedded_workers=0)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    store = JobStore(make_sessionmaker(engine))
-    model_ids = []
-    for seed in range(count):
-        params = JobCreate(epochs=1, seed=seed, name=f"footprint {seed}").params()
-        job = store.create(params, params["dataset"], params["name"])
-        assert JobRunner(settings, store).run(job.id) == "succeeded"
-        with store.sessions() as session:
-            model_ids.append(session.get(Job, job.id).model_id)
-    engine.dispose()
-    return model_ids
-
-
-class Api:
-    """`uvicorn app.main:app` on the benchmark's store, serving the code in `code`."""
-
-    def __init__(self, state: Path, code: Path, port: int):
-        env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
-        env.update(PYTHONPATH=str(code), ADGM_DATABASE_URL=f"sqlite:///{state / 'adgm.sqlite'}",
-                   ADGM_ARTIFACT_DIR=str(state / "artifacts"), ADGM_MNIST_DIR="", ADGM_EMBEDDED_WORKERS="0")
-        self.url = f"http://127.0.0.1:{port}"
-        try:
-            httpx.get(f"{self.url}/healthz", timeout=2)
-            raise RuntimeError(f"something already answers on port {port}; choose another with --port")
-        except httpx.TransportError:
-            pass
-        self.log = open(state / f"uvicorn-{port}.log", "ab")
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [str(BIN / "uvicorn"), "app.main:app", "--app-dir", str(code), "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=state, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"uvicorn did not start; its log ends:\n{Path(self.log.name).read_text()[-3000:]}")
-            time.sleep(0.01)
-        self.healthy_s = time.perf_counter() - started
-        self.healthy_cpu_s = self.cpu_seconds()
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the API process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def _status(self, field: str) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no {field}")
-
-    def rss_mib(self) -> float:
-        return round(self._status("VmRSS"), 1)
-
-    def peak_rss_mib(self) -> float:
-        return round(self._status("VmHWM"), 1)
-
-    def torch_loaded(self) -> bool:
-        return "libtorch_cpu" in Path(f"/proc/{self.process.pid}/maps").read_text()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 def digit_pngs() -> list[bytes]:
@@ -150,7 +61,7 @@ def digit_pngs() -> list[bytes]:
 
 def launch(state: Path, code: Path, port: int, model_ids: list[str], pngs: list[bytes]) -> tuple[dict, dict]:
     """One launch's figures, and its answers: {model id: (probabilities, novelty, sample pixels)}."""
-    api = Api(state, code, port)
+    api = ApiProcess(state, port, ["app.main:app", "--app-dir", str(code)], code=code, poll_seconds=0.01)
     try:
         figures = {"healthy_s": round(api.healthy_s, 3), "healthy_cpu_s": round(api.healthy_cpu_s, 2), "rss_mib": {"healthy": api.rss_mib()},
                    "torch_loaded": {"healthy": api.torch_loaded()}}
@@ -219,7 +130,7 @@ def main() -> None:
     pngs = digit_pngs()
     with tempfile.TemporaryDirectory(prefix="adgm-footprint-") as directory:
         state = Path(directory)
-        model_ids = train_models(state, args.models)
+        model_ids = [model_id for _job, model_id in train_models(state, args.models, "footprint")]
         runs: dict[str, list[dict]] = {name: [] for name in codes}
         answers: dict[str, dict] = {}
         for _ in range(args.launches):

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import platform
-import subprocess
 import statistics
 import sys
 import tempfile
@@ -43,81 +42,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from adgm_core.cpu import cpu_info  # noqa: E402
 from adgm_core.data import load_builtin  # noqa: E402
-from store.config import Settings  # noqa: E402
-from store.db import make_engine, make_sessionmaker
-from store.schema import migrate  # noqa: E402
-from store.jobs import JobStore  # noqa: E402
-from store.tables import Job  # noqa: E402
-from app.schemas import JobCreate  # noqa: E402
+from bench.api_process import ApiProcess, train_models  # noqa: E402
 from bench.load import Call, multipart, run_httpx, run_wrk, wrk_available  # noqa: E402
 
-BIN = Path(sys.executable).parent
-
-
-def train_model(state: Path) -> tuple[str, str]:
-    """A model of the API's default sizes, one epoch of digits5k; returns (job id, model id)."""
-    from worker.training import JobRunner
-
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{state / 'adgm.sqlite'}",
-                        artifact_dir=state / "artifacts", mnist_dir=None, embedded_workers=0)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    store = JobStore(make_sessionmaker(engine))
-    params = JobCreate(epochs=1, name="serving benchmark").params()
-    job = store.create(params, params["dataset"], params["name"])
-    assert JobRunner(settings, store).run(job.id) == "succeeded"
-    with store.sessions() as session:
-        model_id = session.get(Job, job.id).model_id
-    engine.dispose()
-    return job.id, model_id
-
-
-class Server:
-    """uvicorn on the bench app factory (the service plus the bare routes)."""
-
-    def __init__(self, state: Path, port: int, embedded_workers: int, code: Path = REPO_ROOT):
-        env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
-        env.update(PYTHONPATH=str(code), ADGM_DATABASE_URL=f"sqlite:///{state / 'adgm.sqlite'}",
-                   ADGM_ARTIFACT_DIR=str(state / "artifacts"), ADGM_MNIST_DIR="",
-                   ADGM_EMBEDDED_WORKERS=str(embedded_workers))
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(state / f"uvicorn-{port}.log", "ab")
-        self.process = subprocess.Popen(
-            [str(BIN / "uvicorn"), "--factory", "bare_app:create_app", "--app-dir", str(REPO_ROOT / "bench"),
-             "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=state, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"uvicorn did not start; its log ends:\n{Path(self.log.name).read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the API process so far, all its threads."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_mib(self) -> float:
-        """The API process's peak resident set (VmHWM) so far."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+BENCH_APP = ["--factory", "bare_app:create_app", "--app-dir", str(REPO_ROOT / "bench")]  # the service + bare routes
 
 
 def digit_png() -> bytes:
@@ -151,7 +79,7 @@ class Bench:
     def __init__(self, generator: str, seconds: float):
         self.generator, self.seconds = generator, seconds
 
-    def load(self, server: Server, mix: list[Call], connections: int, seconds: float | None = None) -> dict:
+    def load(self, server: ApiProcess, mix: list[Call], connections: int, seconds: float | None = None) -> dict:
         seconds = seconds or self.seconds
         load_before, cpu_before = os.getloadavg()[0], server.cpu_seconds()
         if self.generator == "wrk":
@@ -165,7 +93,7 @@ class Bench:
             figures["first_failures"] = failures[:5]
         return figures
 
-    def warm(self, server: Server, mix: list[Call]) -> None:
+    def warm(self, server: ApiProcess, mix: list[Call]) -> None:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for call in mix:
                 response = client.request(call.method, call.path, headers=call.headers, content=call.body or None)
@@ -174,7 +102,7 @@ class Bench:
         self.load(server, mix, 4, seconds=min(2.0, self.seconds))
 
 
-def floor(bench: Bench, server: Server, routes: dict[str, Call], rounds: int, connections: int = 32) -> dict:
+def floor(bench: Bench, server: ApiProcess, routes: dict[str, Call], rounds: int, connections: int = 32) -> dict:
     names = ("classify", "bare_upload", "sample", "bare_png")
     for name in names:
         bench.warm(server, [routes[name]])
@@ -201,7 +129,7 @@ def medians(runs: list[dict]) -> dict:
     return {**figures, "rounds": len(runs), "requests_per_second_each": [run["requests_per_second"] for run in runs]}
 
 
-def mixed(bench: Bench, server: Server, routes: dict[str, Call]) -> dict:
+def mixed(bench: Bench, server: ApiProcess, routes: dict[str, Call]) -> dict:
     mix = [routes["classify"], routes["sample"], routes["job"]]
     bench.warm(server, mix)
     figures = {f"c{connections}": bench.load(server, mix, connections) for connections in (32, 128)}
@@ -209,7 +137,7 @@ def mixed(bench: Bench, server: Server, routes: dict[str, Call]) -> dict:
     return figures
 
 
-def during_training(bench: Bench, server: Server, routes: dict[str, Call]) -> dict:
+def during_training(bench: Bench, server: ApiProcess, routes: dict[str, Call]) -> dict:
     """Classify at 1 and 32 connections, idle and while the embedded worker trains a long job."""
     mix = [routes["classify"]]
     bench.warm(server, mix)
@@ -252,11 +180,12 @@ def main() -> None:
                            "code": str(args.code.resolve())}}
     with tempfile.TemporaryDirectory(prefix="adgm-serving-") as directory:
         state = Path(directory)
-        job_id, model_id = train_model(state)
+        [(job_id, model_id)] = train_models(state, 1, "serving benchmark")
         results["model"] = {"id": model_id, "sizes": "API defaults (hidden [256, 128], z 32, a 32, SDGM)"}
         routes = calls(job_id)
         for scenario in scenarios:
-            server = Server(state, args.port, embedded_workers=1 if scenario == "training" else 0, code=args.code)
+            server = ApiProcess(state, args.port, BENCH_APP, code=args.code,
+                                embedded_workers=1 if scenario == "training" else 0)
             try:
                 if scenario == "floor":
                     results[scenario] = floor(bench, server, routes, args.rounds)

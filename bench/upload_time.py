@@ -14,8 +14,6 @@ before and after.
 
 import argparse
 import io
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +24,12 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from adgm_core.data import load_mnist
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from adgm_core.data import load_mnist  # noqa: E402
+from bench.api_process import ApiProcess  # noqa: E402
+
 LABELLED_PER_CLASS = 10
 
 
@@ -42,18 +43,6 @@ def build_zip(mnist_dir: str, n_images: int, path: Path) -> None:
             Image.fromarray(train.images[i]).save(buffer, "PNG")
             folder = str(train.labels[i]) if i in labelled else "unlabelled"
             archive.writestr(f"{folder}/{i}.png", buffer.getvalue())
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of the process in MiB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def main() -> None:
@@ -72,36 +61,25 @@ def main() -> None:
         if not archive.exists():
             build_zip(args.mnist_dir, args.images, archive)
         print(f"zip: {archive.stat().st_size / 2**20:.1f} MiB, ready in {time.perf_counter() - started:.1f} s")
-        env = {key: value for key, value in os.environ.items() if not key.startswith("ADGM_")}
-        env.update(ADGM_DATABASE_URL=f"sqlite:///{directory / 'adgm.sqlite'}", ADGM_ARTIFACT_DIR=str(directory / "a"),
-                   ADGM_EMBEDDED_WORKERS="0", ADGM_MAX_UPLOAD_BYTES=str(256 << 20), PYTHONPATH=str(REPO_ROOT))
+        env = {"ADGM_MAX_UPLOAD_BYTES": str(256 << 20)}
         if args.background_images is not None:
             env["ADGM_UPLOAD_BACKGROUND_IMAGES"] = str(args.background_images)
-        api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(args.port),
-                                "--log-level", "warning"], cwd=REPO_ROOT, env=env)
-        url = f"http://127.0.0.1:{args.port}"
+        api = ApiProcess(directory, args.port, ["app.main:app", "--log-level", "warning"], env=env, poll_seconds=0.1)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            rss_before, _ = peak_rss_mib(api.pid)
-            with open(archive, "rb") as content, httpx.Client(base_url=url, timeout=600) as client:
-                started, cpu_started = time.perf_counter(), cpu_seconds(api.pid)
+            rss_before = api.rss_mib()
+            with open(archive, "rb") as content, httpx.Client(base_url=api.url, timeout=600) as client:
+                started, cpu_started = time.perf_counter(), api.cpu_seconds()
                 response = client.post("/datasets", files={"file": ("mnist.zip", content, "application/zip")})
                 answered, status = time.perf_counter() - started, response.status_code
-                cpu_answered = cpu_seconds(api.pid) - cpu_started
+                cpu_answered = api.cpu_seconds() - cpu_started
                 body = response.json()
                 while status == 202 and body["status"] in ("queued", "running"):
                     time.sleep(0.2)
                     body = client.get(body["url"]).json()
-                ready, cpu_ready = time.perf_counter() - started, cpu_seconds(api.pid) - cpu_started
-            _, peak = peak_rss_mib(api.pid)
+                ready, cpu_ready = time.perf_counter() - started, api.cpu_seconds() - cpu_started
+            peak = api.peak_rss_mib()
         finally:
-            api.terminate()
-            api.wait(30)
+            api.stop()
         dataset = body.get("dataset", body) if status == 202 else body
         print(f"answer: {status} after {answered:.1f} s ({cpu_answered:.1f} s of API CPU); "
               f"{body.get('status', 'stored')} after {ready:.1f} s ({cpu_ready:.1f} s of API CPU)")

@@ -29,6 +29,7 @@ RUN_TIMEOUT_SECONDS = 600  # seconds of CPU each on an idle core; minutes on a l
 
 # Imported by the scripts, never run on their own; each is exercised by the runs named.
 LIBRARIES = {
+    "bench/api_process.py": "the API process of the serving, footprint and upload runs (serving, api_footprint, upload_time)",
     "bench/bare_app.py": "the app bench/serving.py starts under uvicorn (serving)",
     "bench/load.py": "the load generators of bench/serving.py (serving)",
     "bench/notebook_reference.py": "the reference loop bench/throughput.py measures against (throughput)",
