@@ -21,6 +21,7 @@ if [ "$with_test" = 1 ]; then
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  command -v wrk >/dev/null || missing+=(wrk)  # bench/serving.py's load generator
   # PostgreSQL for the store's tests: the local server if one answers, else a throwaway one (initdb).
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
