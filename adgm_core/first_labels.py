@@ -8,9 +8,11 @@ first `dims` principal components (an SVD of at most `SVD_SAMPLE` images), then 
 points into `n` clusters, and the image nearest to each cluster's centre is its representative:
 the biggest cluster's first.
 
-Labels already given steer the picks to the classes still unlabelled: k-means then makes `n`
-more clusters than there are labelled classes, and the clusters that hold a labelled image are
-taken last.
+Labels already given steer the picks away from what is labelled: k-means then makes `n` more
+clusters than there are labelled images, and the clusters that hold a labelled image are taken
+last. So with some classes labelled the picks go to the others, and in later rounds (the default
+strategy of the label loop, `adgm_core.acquisition.DEFAULT_STRATEGY`) to the regions of the pool
+that no label covers yet.
 
 On digits5k this covers 8.8 of the 10 digits with 10 images on average (random picks: 6.4).
 """
@@ -82,7 +84,7 @@ def representatives(images: np.ndarray, n: int, labels: np.ndarray | None = None
         return Representatives(pool, np.full(len(pool), 1.0 / max(1, len(pool))))
     points = features(images, dims, seed)
     labelled = np.flatnonzero(labels >= 0)
-    k = min(len(pool), n + len(np.unique(labels[labelled])))
+    k = min(len(pool), n + len(labelled))
     rng = np.random.default_rng(seed)
     fitted = points[pool if len(pool) <= KMEANS_SAMPLE else np.sort(rng.choice(pool, KMEANS_SAMPLE, replace=False))]
     _inertia, centres = min((kmeans(fitted, k, rng, iterations) for _ in range(restarts)), key=lambda run: run[0])

@@ -289,7 +289,7 @@ class Suggestion(BaseModel):
 
 
 class SuggestionsPublic(BaseModel):
-    model_id: str | None = Field(description="The model that scored the images; none for `representative`")
+    model_id: str | None = Field(description="The model that scored the images, or for `representative` gave its guesses; none when no model was used")
     dataset: str
     version: int
     strategy: str

@@ -2,7 +2,6 @@
 suggesting what to label next, and deleting a model, each across the database, the workers and
 the artifact store, and listing every data set this server offers."""
 
-import io
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from adgm_core.acquisition import DEFAULT_STRATEGY, select
+from adgm_core.acquisition import DEFAULT_STRATEGY, REPRESENTATIVE, select
 from adgm_core.first_labels import representatives
 from adgm_core.cpu import check_bf16
 from adgm_core.data import DataError, ImageSet, labelled_split, semi_supervised_split
@@ -35,7 +34,6 @@ from store.status import JobStatus
 from store.tables import Dataset, LabelEntry, TrainedModel
 
 ARCHITECTURE = ("hidden", "z_dim", "a_dim", "skip", "activation", "batch_norm")
-FIRST_LABELS = "representative"  # the strategy that needs no model
 
 
 class IncompatibleModel(Exception):
@@ -243,47 +241,57 @@ def dataset_image(settings: Settings, dataset_id: str, index: int) -> bytes:
     return png_grid(train.images[index:index + 1], columns=1)
 
 
-def suggestions(runtime: Runtime, model: Callable[[], LoadedModel], dataset_id: str, n: int, strategy: str | None,
-                diverse: bool, seed: int) -> SuggestionsPublic:
-    """The `n` unlabelled images of the data set to label next. `representative` needs no model
-    (`model()` loads the one asked for, for the other strategies); without a strategy it is
-    chosen while some class has no label, else `DEFAULT_STRATEGY`."""
+def suggestions(runtime: Runtime, model: Callable[[bool], LoadedModel | None], dataset_id: str, n: int,
+                strategy: str | None, diverse: bool, seed: int) -> SuggestionsPublic:
+    """The `n` unlabelled images of the data set to label next, by `strategy` (`DEFAULT_STRATEGY`
+    when None). `model(required)` loads the model asked for: the model's strategies need one;
+    `representative` needs none, and adds the guesses of the one there is when it fits the data."""
     train, _test, version = load_labelled(runtime.settings, runtime.sessions, dataset_id)
     pool = np.flatnonzero(train.labels < 0)
-    if strategy is None:
-        labelled_classes = np.unique(train.labels[train.labels >= 0])
-        strategy = FIRST_LABELS if len(labelled_classes) < train.n_classes else DEFAULT_STRATEGY
-    if strategy == FIRST_LABELS:
-        return _first_labels(dataset_id, train, version, n, seed)
-    model = model()
-    if tuple(train.image_shape) != tuple(model.image_shape) or train.n_classes != model.n_classes:
+    strategy = strategy or DEFAULT_STRATEGY
+    if strategy == REPRESENTATIVE:
+        guesser = model(False)
+        return _representatives(dataset_id, train, version, n, seed,
+                                guesser if guesser is not None and _fits(guesser, train) else None)
+    loaded = model(True)
+    if not _fits(loaded, train):
         raise IncompatibleModel(
-            f"model {model.id} takes {model.image_shape[0]}×{model.image_shape[1]} images of {model.n_classes} "
+            f"model {loaded.id} takes {loaded.image_shape[0]}×{loaded.image_shape[1]} images of {loaded.n_classes} "
             f"classes; data set {dataset_id} has {train.image_shape[0]}×{train.image_shape[1]} images of "
             f"{train.n_classes} classes.")
-    scores = model.score_pool(train.images, strategy, seed) if len(pool) else None  # labelled too: `cover` avoids them
+    scores = loaded.score_pool(train.images, strategy, seed) if len(pool) else None  # labelled too: `cover` avoids them
     chosen = select(scores, n, among=pool, diverse=diverse, labelled=np.flatnonzero(train.labels >= 0),
                     seed=seed) if len(pool) else []
-    names = model.class_names
-    items = [
-        Suggestion(index=int(i), image_url=f"/datasets/{dataset_id}/images/{int(i)}",
-                   score=float(scores.scores[i]), label=int(np.argmax(scores.probabilities[i])),
-                   label_name=names[int(np.argmax(scores.probabilities[i]))],
-                   probabilities=[float(p) for p in scores.probabilities[i]])
-        for i in chosen
-    ]
-    return SuggestionsPublic(model_id=model.id, dataset=dataset_id, version=version or 0, strategy=strategy,
+    items = [Suggestion(index=int(i), image_url=f"/datasets/{dataset_id}/images/{int(i)}", score=float(scores.scores[i]),
+                        **_guess(loaded, scores.probabilities[i]))
+             for i in chosen]
+    return SuggestionsPublic(model_id=loaded.id, dataset=dataset_id, version=version or 0, strategy=strategy,
                              diverse=diverse, seed=seed, pool_size=len(pool), suggestions=items)
 
 
-def _first_labels(dataset_id: str, train: ImageSet, version: int | None, n: int, seed: int) -> SuggestionsPublic:
-    """Representative, diverse unlabelled images, chosen from the pixels (adgm_core.first_labels);
-    the score of each is the share of the unlabelled images its cluster holds."""
+def _fits(model: LoadedModel, train: ImageSet) -> bool:
+    return tuple(train.image_shape) == tuple(model.image_shape) and train.n_classes == model.n_classes
+
+
+def _guess(model: LoadedModel, probabilities: np.ndarray) -> dict:
+    k = int(np.argmax(probabilities))
+    return dict(label=k, label_name=model.class_names[k], probabilities=[float(p) for p in probabilities])
+
+
+def _representatives(dataset_id: str, train: ImageSet, version: int | None, n: int, seed: int,
+                     guesser: LoadedModel | None) -> SuggestionsPublic:
+    """Representative unlabelled images, chosen from the pixels (adgm_core.first_labels), with
+    `guesser`'s class probabilities when given; the score of each is the share of the unlabelled
+    images its cluster holds."""
     chosen = representatives(train.images, n, train.labels, seed=seed)
-    items = [Suggestion(index=int(i), image_url=f"/datasets/{dataset_id}/images/{int(i)}", score=float(share))
-             for i, share in zip(chosen.indices, chosen.shares)]
-    return SuggestionsPublic(model_id=None, dataset=dataset_id, version=version or 0, strategy=FIRST_LABELS,
-                             diverse=True, seed=seed, pool_size=int((train.labels < 0).sum()), suggestions=items)
+    probabilities = (guesser.classify(train.images[chosen.indices], novelty=False)[0]
+                     if guesser is not None and len(chosen.indices) else None)
+    items = [Suggestion(index=int(i), image_url=f"/datasets/{dataset_id}/images/{int(i)}", score=float(share),
+                        **(_guess(guesser, probabilities[j]) if probabilities is not None else {}))
+             for j, (i, share) in enumerate(zip(chosen.indices, chosen.shares))]
+    return SuggestionsPublic(model_id=guesser.id if guesser is not None else None, dataset=dataset_id,
+                             version=version or 0, strategy=REPRESENTATIVE, diverse=True, seed=seed,
+                             pool_size=int((train.labels < 0).sum()), suggestions=items)
 
 
 def list_datasets(settings: Settings, session: Session) -> list[DatasetPublic]:

@@ -54,11 +54,13 @@ def test_label_ten_suggestions_by_keyboard_and_retrain(page, server, trained_mod
     expect(page.locator("#label-counts")).to_contain_text("0: 1")
     dataset_id = page.eval_on_selector("#label-dataset", "select => select.value")
 
+    expect(page.locator("#label-strategy")).to_have_value("representative")  # the default, with the model's guesses
     page.click("#label-suggest")
     cards = page.locator("#label-cards .label-card")
     expect(cards).to_have_count(10)
     indices = [int(cards.nth(i).get_attribute("data-index")) for i in range(10)]
     assert all(10 <= index < 70 for index in indices) and len(set(indices)) == 10
+    expect(cards.first).to_contain_text(re.compile(r"guess \d \(\d+ %\)"))
     expect(cards.first).to_be_focused()
     for n, index in enumerate(indices):  # the upload keeps the zip's order: class folders, then unlabelled
         expect(page.locator(f'.label-card[data-index="{index}"]')).to_be_focused()
@@ -116,7 +118,10 @@ def test_a_big_upload_without_labels_shows_progress_then_offers_first_labels(pag
     expect(cards).to_have_count(10)
     indices = [int(cards.nth(i).get_attribute("data-index")) for i in range(10)]
     assert len(set(indices)) == 10 and all(0 <= index < 3000 for index in indices)
-    expect(cards.first).to_contain_text("% of the images")
+    if page.eval_on_selector("#model-select", "select => select.value === ''"):  # no model: the cluster's share
+        expect(cards.first).to_contain_text("% of the images")
+    else:  # a model of these images' size and classes is selected (another test's): its guess
+        expect(cards.first).to_contain_text(re.compile(r"guess \d \(\d+ %\)"))
     expect(cards.first).to_be_focused()
     page.keyboard.press(str(int(train.labels[indices[0]])))
     expect(page.locator("#label-added")).to_contain_text("1 label")

@@ -1,5 +1,5 @@
 """The first labels chosen without a model: one image per group of similar images, the biggest
-group first, away from the classes already labelled, always distinct."""
+group first, away from the images already labelled, always distinct."""
 
 import numpy as np
 
@@ -38,6 +38,17 @@ def test_the_labelled_classes_draw_the_picks_elsewhere():
     chosen = representatives(images, 2, labels, seed=0)
     assert sorted(group[chosen.indices].tolist()) == [3, 4]
     assert (labels[chosen.indices] == -1).all()
+
+
+def test_labelled_images_of_one_class_in_several_groups_all_draw_the_picks_elsewhere():
+    """A later round of the loop: what the labels cover is counted in images, not classes (three
+    groups hold class 0's labels, so one more cluster per label, not per class, is needed)."""
+    images, group = groups(2)
+    labels = np.full(len(group), -1)
+    for g in range(3):  # groups 0, 1 and 2 are labelled, all as class 0
+        labels[np.flatnonzero(group == g)[0]] = 0
+    chosen = representatives(images, 2, labels, seed=0)
+    assert sorted(group[chosen.indices].tolist()) == [3, 4]
 
 
 def test_picks_are_distinct_even_among_duplicates_and_never_labelled():

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 
-from adgm_core.acquisition import DEFAULT_STRATEGY, STRATEGIES
+from adgm_core.acquisition import DEFAULT_STRATEGY, REPRESENTATIVE, STRATEGIES
 from app import services
 from app.api.deps import RuntimeDep, SessionDep, SettingsDep, get_loaded_model
 from app.api.responses import BODY_ERRORS, error, unprocessable
 from app.inference import LoadedModel
 from app.schemas import (DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic,
                          UploadPublic)
-from app.services import FIRST_LABELS
+from app.served_model import served_model
 from store.ids import ID_PATTERN
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -114,9 +114,12 @@ def label_log(
 def model_on_demand(
     runtime: RuntimeDep, session: SessionDep,
     model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
-) -> Callable[[], LoadedModel]:
-    """The model asked for, loaded only when the strategy needs one (404 or 503 then)."""
-    return lambda: get_loaded_model(runtime, model)
+) -> Callable[[bool], LoadedModel | None]:
+    """The model asked for, loaded only when the strategy needs one: `required`, 404 or 503 without
+    it; not required, None when no model is named and none is trained yet (a named one must exist)."""
+    def load(required: bool) -> LoadedModel | None:
+        return get_loaded_model(runtime, model) if required or model is not None else served_model(runtime, None)
+    return load
 
 
 @router.get(
@@ -127,18 +130,18 @@ def model_on_demand(
 )
 def suggestions(
     dataset_id: DatasetId,
-    model: Annotated[Callable[[], LoadedModel], Depends(model_on_demand)],
+    model: Annotated[Callable[[bool], LoadedModel | None], Depends(model_on_demand)],
     runtime: RuntimeDep,
     n: Annotated[int, Query(ge=1, le=200, description="How many images")] = 20,
-    strategy: Annotated[Literal[(*STRATEGIES, FIRST_LABELS)] | None, Query(
-        description="bald | entropy | margin | random: the model's uncertainty; cover: margin within a k-means "
-                    "cover of the space of a, away from the labelled images; representative: images like many "
-                    "others and unlike each other, chosen from the pixels without a model (the first labels). "
-                    f"Default: representative while some class has no label, else {DEFAULT_STRATEGY}")] = None,
+    strategy: Annotated[Literal[(REPRESENTATIVE, *STRATEGIES)] | None, Query(
+        description="representative: images like many others of the pool and unlike the labelled ones, chosen "
+                    "from the pixels (no model needed; the model's guesses are added when there is one); "
+                    "bald | entropy | margin | random: the model's uncertainty; cover: margin within a k-means "
+                    f"cover of the space of a, away from the labelled images. Default: {DEFAULT_STRATEGY}")] = None,
     diverse: Annotated[bool, Query(description="Spread the picks over the space of a (k-center of the best 10·n; "
                                                "cover spreads its own)")] = False,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> SuggestionsPublic:
-    """The unlabelled images to label next, most useful first: those the model is least sure of,
-    or, before a model can be trained, representative ones."""
+    """The unlabelled images to label next, most useful first: by default representative ones (no
+    model needed), or those a model is least sure of."""
     return services.suggestions(runtime, model, dataset_id, n, strategy, diverse, seed)

@@ -12,7 +12,7 @@ let dataset = null; // DatasetDetail of the chosen upload
 let added = 0;
 let typed = ""; // letters typed towards a class name on the focused card
 const POLL_MS = 500; // how often a background upload's progress is read
-const FIRST_LABELS = "representative"; // the strategy that needs no model
+const FIRST_LABELS = "representative"; // the strategy that needs no model (and the default)
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const count = (n) => n.toLocaleString("en");
@@ -143,7 +143,7 @@ async function suggest() {
   }
   try {
     const answer = await getJson(`datasets/${dataset.id}/suggestions`, {
-      model: strategy === FIRST_LABELS ? undefined : model.id, n: 10, strategy, diverse: byId("label-diverse").checked,
+      model: model?.id, n: 10, strategy, diverse: byId("label-diverse").checked, // representative: the model guesses
     });
     byId("label-cards").replaceChildren(...answer.suggestions.map(card));
     byId("label-cards").querySelector(".label-card")?.focus();

@@ -283,6 +283,7 @@ def test_suggestions_come_from_the_unlabelled_pool_deterministically(labelled_se
     url = f"/datasets/{dataset['id']}/suggestions"
     first = client.get(url, params={"n": 10}).json()
     assert first["pool_size"] == 200 and first["strategy"] == DEFAULT_STRATEGY and len(first["suggestions"]) == 10
+    assert first["model_id"] is not None  # representative picks, with the newest model's guesses
     for item in first["suggestions"]:  # the zip's order: 10 class folders' digits, then 200 unlabelled
         assert 10 <= item["index"] < 210
         assert item["image_url"] == f"/datasets/{dataset['id']}/images/{item['index']}"
@@ -339,8 +340,11 @@ def test_suggestions_need_a_model_that_fits_the_data_set(labelled_set, mnist):
     client, _settings, _dataset = labelled_set
     entries, _, _ = image_folder(mnist)
     other = upload(client, zip_bytes(entries)).json()
-    response = client.get(f"/datasets/{other['id']}/suggestions")
+    response = client.get(f"/datasets/{other['id']}/suggestions", params={"strategy": "cover"})
     assert response.status_code == 409 and "3 classes" in response.json()["detail"]
+    representative = client.get(f"/datasets/{other['id']}/suggestions")  # the default needs no model: no guesses
+    assert representative.status_code == 200 and representative.json()["model_id"] is None
+    assert all(item["probabilities"] is None for item in representative.json()["suggestions"])
 
 
 def test_a_warm_start_takes_the_model_and_resumes_from_it(labelled_set, trained_state):
