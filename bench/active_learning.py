@@ -210,7 +210,7 @@ def plot(results: dict, path: Path) -> None:
         errors = errors * 100
         labels = next(run.get("labels", results["labels"]) for run in results["runs"] if run["strategy"] == strategy)
         line = axes.errorbar(labels, errors.mean(0), yerr=errors.std(0), label=f"{strategy} (loop)",
-                             capsize=3, linestyle="--" if strategy == "random" else "-", marker="o", markersize=3)
+                             capsize=3, linestyle="--" if strategy.startswith("random") else "-", marker="o", markersize=3)
         if cold[strategy].shape == errors.shape:
             axes.plot(labels, cold[strategy].mean(0) * 100, linestyle=":", color=line[0].get_color(),
                       label=f"{strategy} (cold, same labels)")
