@@ -18,6 +18,10 @@ a labelled image are taken, the biggest first, and from each the most uncertain 
 typical half (the members nearest its centre): images like many unlabelled others, and the model
 unsure of them. The draws of a are shared by all images (one ε per draw), so an image's scores
 do not depend on the rest of the pool, and a (model, seed) pair always gives the same answer.
+
+The default, `representative`, asks no model: the typical images of the pixels' clusters that no
+label covers (`adgm_core.first_labels`). At 50 labels it beat every strategy here, and 100 random
+labels (docs/results.md, issue 17).
 """
 
 from __future__ import annotations
@@ -27,14 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from adgm_core.first_labels import kmeans, squared_distances
-from adgm_core.numpy_model import NumpyADGM, reparameterize, softmax
+from adgm_core.numpy_model import NumpyADGM, model_input, reparameterize, softmax
 from adgm_core.torch_random import TorchNormals
 
 STRATEGIES = ("bald", "entropy", "margin", "cover", "random")  # the model's: `score_pool`
 REPRESENTATIVE = "representative"  # the pixels' alone, no model: adgm_core.first_labels
-# The API's and the page's default: the best at 50 labels on the loop's benchmark, where it beat
-# random picks at 100 labels and every model strategy at 50 (docs/results.md, issue 17)
-DEFAULT_STRATEGY = REPRESENTATIVE
+DEFAULT_STRATEGY = REPRESENTATIVE  # the API's and the page's
 COVER_SAMPLE = 10_000  # k-means of `cover` runs on at most this many images; every image is then assigned
 
 
@@ -58,8 +60,7 @@ def score_pool(model: NumpyADGM, images: np.ndarray, strategy: str = "bald", sam
     eps = TorchNormals(seed).randn(samples, 1, model.config.a_dim)
     probabilities, scores, embedding = [], [], []
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        x = chunk.reshape(len(chunk), -1).astype(np.float32) / np.float32(255.0)
+        x = model_input(images[start:start + batch_size])
         mu_a, log_var_a = model.infer_a(x)
         p = softmax(model.classify(x[None], reparameterize(mu_a, log_var_a, eps)))  # (S, B, K); x's product shared
         p_bar = p.mean(0)

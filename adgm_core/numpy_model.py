@@ -185,6 +185,12 @@ def load_numpy_model(directory: Path | str, expected_sha256: str | None = None) 
     return NumpyADGM(config, tensors), card
 
 
+def model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W) as the networks take them: float32 (N, H·W) in [0, 1]
+    (`adgm_core.evaluation.as_model_input`)."""
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+
+
 # The bounds, as adgm_core.layers and adgm_core.objective compute them.
 
 def reparameterize(mu: np.ndarray, log_var: np.ndarray, eps: np.ndarray) -> np.ndarray:

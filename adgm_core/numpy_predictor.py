@@ -16,7 +16,8 @@ import numpy as np
 
 from adgm_core.config import ModelConfig
 from adgm_core.novelty_calibration import novelty_score
-from adgm_core.numpy_model import NumpyADGM, load_numpy_model, reparameterize, sigmoid, softmax, unlabelled_bound
+from adgm_core.numpy_model import (NumpyADGM, load_numpy_model, model_input, reparameterize, sigmoid, softmax,
+                                   unlabelled_bound)
 from adgm_core.torch_random import TorchNormals
 
 CLASSIFY_SAMPLES = 16  # adgm_core.predictor.CLASSIFY_SAMPLES
@@ -47,10 +48,6 @@ class NumpyPredictor:
             raise ValueError(f"expected uint8 images of shape (N, {self.config.x_shape[0]}, {self.config.x_shape[1]}),"
                              f" got {images.dtype} {images.shape}")
 
-    @staticmethod
-    def _as_input(images: np.ndarray) -> np.ndarray:
-        return images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-
     def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """q(y | x) for uint8 images (N, H, W) and each image's novelty in [0, 1]."""
         return self.probabilities(images), self.novelty(images)
@@ -58,7 +55,7 @@ class NumpyPredictor:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """q(y | x) for uint8 images (N, H, W): (N, K), averaged over the fixed draws of a."""
         self._check(images)
-        x = self._as_input(images)
+        x = model_input(images)
         samples = len(self._eps_y)
         out = []
         for start in range(0, len(x), max(1, CLASSIFY_BATCH // samples)):
@@ -71,7 +68,7 @@ class NumpyPredictor:
     def novelty(self, images: np.ndarray) -> np.ndarray:
         """Each image's novelty in [0, 1] (adgm_core.novelty), from the bound through every label's decoder."""
         self._check(images)
-        x = self._as_input(images)
+        x = model_input(images)
         c, samples = self.config, len(self._eps_a)
         out = []
         for start in range(0, len(x), BOUND_BATCH):
@@ -101,7 +98,7 @@ class NumpyPredictor:
     def analogies(self, image: np.ndarray) -> np.ndarray:
         """The style of one uint8 image (H, W) under every label: uint8 (K, H, W)."""
         self._check(image[None])
-        x = self._as_input(image[None])
+        x = model_input(image[None])
         a = self.model.infer_a(x)[0]
         y = self.model.classify(x, a).argmax(-1)
         z = self.model.infer_z(x, a, y)[0]
