@@ -21,9 +21,6 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, func, inspect, select
 
-from store.config import Settings
-from store.db import make_engine
-
 MIGRATIONS = Path(__file__).with_name("migrations")
 RELEASE_0_1_0 = "0001"  # the tables that release 0.1.0 created without Alembic
 MIGRATION_LOCK_KEY = 0x6164676E  # PostgreSQL advisory lock held while migrating
