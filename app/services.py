@@ -251,7 +251,7 @@ def suggestions(runtime: Runtime, model: Callable[[bool], LoadedModel | None], d
     strategy = strategy or DEFAULT_STRATEGY
     if strategy == REPRESENTATIVE:
         guesser = model(False)
-        return _representatives(dataset_id, train, version, n, seed,
+        return _representatives(dataset_id, train, version, len(pool), n, seed,
                                 guesser if guesser is not None and _fits(guesser, train) else None)
     loaded = model(True)
     if not _fits(loaded, train):
@@ -278,7 +278,7 @@ def _guess(model: LoadedModel, probabilities: np.ndarray) -> dict:
     return dict(label=k, label_name=model.class_names[k], probabilities=[float(p) for p in probabilities])
 
 
-def _representatives(dataset_id: str, train: ImageSet, version: int | None, n: int, seed: int,
+def _representatives(dataset_id: str, train: ImageSet, version: int | None, pool_size: int, n: int, seed: int,
                      guesser: LoadedModel | None) -> SuggestionsPublic:
     """Representative unlabelled images, chosen from the pixels (adgm_core.first_labels), with
     `guesser`'s class probabilities when given; the score of each is the share of the unlabelled
@@ -291,7 +291,7 @@ def _representatives(dataset_id: str, train: ImageSet, version: int | None, n: i
              for j, (i, share) in enumerate(zip(chosen.indices, chosen.shares))]
     return SuggestionsPublic(model_id=guesser.id if guesser is not None else None, dataset=dataset_id,
                              version=version or 0, strategy=REPRESENTATIVE, diverse=True, seed=seed,
-                             pool_size=int((train.labels < 0).sum()), suggestions=items)
+                             pool_size=pool_size, suggestions=items)
 
 
 def list_datasets(settings: Settings, session: Session) -> list[DatasetPublic]:

@@ -112,7 +112,7 @@ def label_log(
 
 
 def model_on_demand(
-    runtime: RuntimeDep, session: SessionDep,
+    runtime: RuntimeDep,
     model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
 ) -> Callable[[bool], LoadedModel | None]:
     """The model asked for, loaded only when the strategy needs one: `required`, 404 or 503 without
