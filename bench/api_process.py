@@ -19,10 +19,17 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 120
 
 
+def database_url(state: Path) -> str:
+    return f"sqlite:///{state / 'adgm.sqlite'}"
+
+
+def artifact_dir(state: Path) -> Path:
+    return state / "artifacts"
+
+
 def store_settings(state: Path) -> dict[str, str]:
     """The environment naming a store in `state`: its database and artifact directory, no MNIST."""
-    return {"ADGM_DATABASE_URL": f"sqlite:///{state / 'adgm.sqlite'}", "ADGM_ARTIFACT_DIR": str(state / "artifacts"),
-            "ADGM_MNIST_DIR": ""}
+    return {"ADGM_DATABASE_URL": database_url(state), "ADGM_ARTIFACT_DIR": str(artifact_dir(state)), "ADGM_MNIST_DIR": ""}
 
 
 def train_models(state: Path, count: int, name: str) -> list[tuple[str, str]]:
@@ -36,8 +43,8 @@ def train_models(state: Path, count: int, name: str) -> list[tuple[str, str]]:
     from store.tables import Job
     from worker.training import JobRunner
 
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{state / 'adgm.sqlite'}",
-                        artifact_dir=state / "artifacts", mnist_dir=None, embedded_workers=0)
+    settings = Settings(_env_file=None, database_url=database_url(state), artifact_dir=artifact_dir(state),
+                        mnist_dir=None, embedded_workers=0)
     engine = make_engine(settings.database_url)
     migrate(engine)
     store = JobStore(make_sessionmaker(engine))
