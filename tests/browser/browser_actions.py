@@ -75,3 +75,9 @@ def shown_probabilities(page) -> list[float]:
     page.wait_for_selector("#result-body:not([hidden])")
     return [float(value) for value in page.locator("#result-bars li").evaluate_all(
         "items => items.map(item => item.dataset.probability)")]
+
+
+def as_the_page_writes(page, value: float, digits: int) -> str:
+    """`value` formatted as the page's toFixed(digits) does: it rounds a half up, Python's format
+    rounds it to even (42.5 is "43" there and "42" here)."""
+    return page.evaluate("([value, digits]) => value.toFixed(digits)", [value, digits])

@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from browser_actions import as_the_page_writes
+
 pytestmark = pytest.mark.browser
 
 
@@ -34,9 +36,8 @@ def test_sample_grid_for_a_chosen_model_and_label_and_a_new_seed(trained_model, 
     page.select_option("#sample-label", "3")
     page.select_option("#sample-count", "20")
     page.wait_for_function(
-        "() => { const img = document.querySelector('#sample-grid'); "
-        "return img.dataset.url.includes('label=3') && img.dataset.url.includes('n=20') && img.complete "
-        "&& img.naturalWidth > 0; }")
+        "() => { const img = document.querySelector('#sample-grid'); const url = img.dataset.url || ''; "
+        "return url.includes('label=3') && url.includes('n=20') && img.complete && img.naturalWidth > 0; }")
 
     query, pixels = shown_grid(page, server)
     assert query["model"] == trained_model["id"]
@@ -61,4 +62,4 @@ def test_the_model_picker_shows_the_models_self_consistency(trained_model, page)
     consistency = trained_model["metrics"]["self_consistency"]
     assert 0.0 <= consistency <= 1.0
     option = page.locator(f'#model-select option[value="{trained_model["id"]}"]')
-    expect(option).to_contain_text(f"samples self-consistent {consistency * 100:.0f}%")
+    expect(option).to_contain_text(f"samples self-consistent {as_the_page_writes(page, consistency * 100, 0)}%")

@@ -4,6 +4,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from browser_actions import as_the_page_writes
+
 pytestmark = pytest.mark.browser
 
 TRAINING_MS = 180_000
@@ -49,8 +51,8 @@ def test_a_job_started_from_the_form_is_charted_live_and_ends_succeeded(page, se
     for (a, ya), (b, yb) in zip(zip(history, elbo_y), zip(history[1:], elbo_y[1:])):
         assert (a["elbo"] < b["elbo"]) == (ya > yb)
     label = page.locator("#job-chart").get_attribute("aria-label")
-    assert f"{history[-1]['elbo']:.2f}" in label
-    assert f"{history[-1]['labelled_accuracy'] * 100:.1f}%" in label
+    assert as_the_page_writes(page, history[-1]["elbo"], 2) in label
+    assert f"{as_the_page_writes(page, history[-1]['labelled_accuracy'] * 100, 1)}%" in label
 
     assert page.eval_on_selector("#job-progress", "bar => [bar.value, bar.max]") == [3, 3]
     expect(page.locator("#job-progress-text")).to_contain_text("Finished 3 epochs")
