@@ -11,6 +11,7 @@ from app.core.metrics import Metrics
 from app.jobs.dispatch import CeleryDispatcher, EmbeddedDispatcher, make_dispatcher
 from app.jobs.reaper import Reaper
 from app.model_cache import ModelCache
+from app.served_model import ServedModels
 from app.uploads import UploadProcessor
 from store.config import Settings
 from store.db import make_engine, make_sessionmaker
@@ -32,6 +33,7 @@ class Runtime:
     reaper: Reaper
     uploads: UploadProcessor
     models: ModelCache
+    served: ServedModels
     metrics: Metrics
 
     @classmethod
@@ -52,10 +54,11 @@ class Runtime:
         reaper.start()
         mode = "embedded" if settings.embedded else "celery"
         log.info("adgm-serve started: %s mode, schema %s, artifacts in %s", mode, revision, settings.artifact_dir)
+        models = ModelCache(artifacts, settings.model_cache_size, settings.api_torch_threads)
         return cls(
             settings=settings, engine=engine, sessions=sessions, store=store, tokens=TokenStore(sessions),
-            dispatcher=dispatcher,
-            reaper=reaper, uploads=uploads, models=ModelCache(artifacts, settings.model_cache_size, settings.api_torch_threads), metrics=Metrics(sessions),
+            dispatcher=dispatcher, reaper=reaper, uploads=uploads, models=models,
+            served=ServedModels(artifacts, engine, sessions, models), metrics=Metrics(sessions),
         )
 
     def stop(self) -> None:

@@ -317,6 +317,7 @@ def delete_model(runtime: Runtime, session: Session, model_id: str) -> bool:
     """Removes the record first (no request picks the model any more), then its files."""
     if not crud.delete_model(session, model_id):
         return False
+    runtime.settings.artifacts.models_changed()
     runtime.models.evict(model_id)
     runtime.settings.artifacts.delete_model(model_id)
     return True

@@ -1,8 +1,10 @@
 """The artifact store's layout on disk (`ADGM_ARTIFACT_DIR`), shared by the API and every worker.
 
+    models.version                   changes whenever the set of models does (`models_changed`)
     models/<model id>/               a trained model (model.safetensors + model.json, adgm_core.checkpoint)
     models/.<model id>.<r>.partial/  a model being written; renamed into place when complete
     models/.deleted-<model id>/      a model being deleted
+    .models.version.<pid>.<r>.tmp    a new models.version, renamed into place when written
     jobs/<job id>/                   a job's resumable training state, while the job is unfinished
     datasets/<dataset id>.npz        an uploaded data set
     datasets/.<dataset id>.<pid>@<host>.npz.tmp
@@ -25,6 +27,7 @@ import re
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 CHUNK = 1024 * 1024
 PARTIAL_MODEL_MAX_AGE_SECONDS = 3600  # a live worker writes a model in seconds; older staging is a leftover
+VERSION_STAGING_MAX_AGE_SECONDS = 60  # models.version is renamed into place microseconds after it is written
 STAGED_UPLOAD_MAX_AGE_SECONDS = 3600  # a live owner touches its staging files every heartbeat (seconds)
 STAGED_UPLOAD = re.compile(r"\.(?P<id>[0-9a-f]{32})(?:\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+))?\.npz\.tmp")
 
@@ -143,6 +147,25 @@ class Artifacts:
             directory.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
 
+    @property
+    def models_version_path(self) -> Path:
+        return self.root / "models.version"
+
+    def models_changed(self) -> None:
+        """Tells every process that shares this store that the job store's set of models changed:
+        written after the change's commit (a model published or deleted), so that API processes,
+        which keep the answer of which model a request means (app.served_model), ask again."""
+        staging = self.root / f".models.version.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        staging.write_text(uuid.uuid4().hex)
+        os.replace(staging, self.models_version_path)
+
+    def models_version(self) -> str:
+        """The version `models_changed` wrote last ("" before the first change)."""
+        try:
+            return self.models_version_path.read_text()
+        except FileNotFoundError:
+            return ""
+
     def delete_training_state(self, job_id: str) -> None:
         shutil.rmtree(self.training_state_dir(job_id), ignore_errors=True)
 
@@ -193,6 +216,8 @@ class Artifacts:
         Safe while other processes write to the store: it never removes a live owner's staging
         file, and a file that goes away meanwhile is skipped. Returns what it removed."""
         removed = [path for path in self.datasets_dir.glob(".*.npz.tmp") if _abandoned_upload(path)]
+        removed += [path for path in self.root.glob(".models.version.*.tmp")
+                    if _untouched_for(path, VERSION_STAGING_MAX_AGE_SECONDS)]
         removed += list(self.models_dir.glob(".deleted-*"))  # being deleted: whoever removes it, it goes
         removed += [path for path in self.models_dir.glob(".*.partial")
                     if _untouched_for(path, PARTIAL_MODEL_MAX_AGE_SECONDS)]

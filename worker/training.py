@@ -141,6 +141,7 @@ class JobRunner:
         if not self.store.succeed(job.id, token, record):
             artifacts.delete_model(model_id)
             return RunOutcome.LOST
+        artifacts.models_changed()
         tracking.succeeded(result.model, artifacts.model_dir(model_id), model_id, record.name)
         return RunOutcome.SUCCEEDED
 

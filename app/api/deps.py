@@ -5,22 +5,22 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.inference import LoadedModel
 from app.runtime import Runtime
-from app.served_model import served_model
 from store.config import Settings
 from store.ids import ID_PATTERN
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # coroutines: a sync dependency costs a thread hop
     return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -42,13 +42,24 @@ def model_not_found(model_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Model {model_id} does not exist.")
 
 
-def get_loaded_model(
-    runtime: RuntimeDep,
-    model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
-) -> LoadedModel:
-    """The model named, else the newest (app.served_model: checked against the job store on every
-    request, loaded once)."""
-    loaded = served_model(runtime, model)
+ModelQuery = Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")]
+
+
+def get_loaded_model(runtime: Runtime, model: str | None) -> LoadedModel:
+    """The model named, else the newest (app.served_model), loaded; 404 or 503 without one."""
+    return _found(runtime.served.get(model), model)
+
+
+async def served_model(runtime: RuntimeDep, model: ModelQuery = None) -> LoadedModel:
+    """`get_loaded_model`, answered on the event loop when the model is known and loaded (no thread
+    hop: the common case), else from a thread (a database query, maybe a load)."""
+    known, loaded = runtime.served.known(model)
+    if not known:
+        loaded = await run_in_threadpool(runtime.served.get, model)
+    return _found(loaded, model)
+
+
+def _found(loaded: LoadedModel | None, model: str | None) -> LoadedModel:
     if loaded is not None:
         return loaded
     if model is not None:
@@ -60,4 +71,4 @@ def get_loaded_model(
     )
 
 
-LoadedModelDep = Annotated[LoadedModel, Depends(get_loaded_model)]
+LoadedModelDep = Annotated[LoadedModel, Depends(served_model)]

@@ -9,13 +9,11 @@ from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Path, Q
 
 from adgm_core.acquisition import DEFAULT_STRATEGY, REPRESENTATIVE, STRATEGIES
 from app import services
-from app.api.deps import RuntimeDep, SessionDep, SettingsDep, get_loaded_model
+from app.api.deps import ModelQuery, RuntimeDep, SessionDep, SettingsDep, get_loaded_model
 from app.api.responses import BODY_ERRORS, error, unprocessable
 from app.inference import LoadedModel
 from app.schemas import (DatasetDetail, DatasetsPublic, LabelIn, LabelLogPublic, LabelsAccepted, SuggestionsPublic,
                          UploadPublic)
-from app.served_model import served_model
-from store.ids import ID_PATTERN
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -113,12 +111,12 @@ def label_log(
 
 def model_on_demand(
     runtime: RuntimeDep,
-    model: Annotated[str | None, Query(pattern=ID_PATTERN, description="Model id; the newest model when omitted")] = None,
+    model: ModelQuery = None,
 ) -> Callable[[bool], LoadedModel | None]:
     """The model asked for, loaded only when the strategy needs one: `required`, 404 or 503 without
     it; not required, None when no model is named and none is trained yet (a named one must exist)."""
     def load(required: bool) -> LoadedModel | None:
-        return get_loaded_model(runtime, model) if required or model is not None else served_model(runtime, None)
+        return get_loaded_model(runtime, model) if required or model is not None else runtime.served.get(None)
     return load
 
 

@@ -16,7 +16,6 @@ from app.inference import LoadedModel
 from app.oip import (EXTENSIONS, HEADER_LENGTH, INFERENCE_REQUEST_SCHEMA, InferenceResponse, ModelMetadata,
                      ModelReady, ProtocolError, ProtocolErrorBody, ServerLive, ServerMetadata, ServerReady,
                      encode_response, model_metadata, parse_request)
-from app.served_model import served_model
 from store.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -36,11 +35,11 @@ INFER_ERRORS = {
 def _named_model(name: str, runtime: RuntimeDep) -> tuple[str, LoadedModel]:
     loaded = None
     if name == DEFAULT:
-        loaded = served_model(runtime, None)
+        loaded = runtime.served.get(None)
         if loaded is None:
             raise ProtocolError("No trained model yet: start one with POST /train.", status=503)
     elif re.fullmatch(ID_PATTERN, name):
-        loaded = served_model(runtime, name)
+        loaded = runtime.served.get(name)
     if loaded is None:
         raise ProtocolError(f"Unknown model {name!r}: name a model id (GET /models) or '{DEFAULT}'.", status=404)
     return name, loaded

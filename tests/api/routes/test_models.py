@@ -5,12 +5,14 @@ from datetime import timedelta
 
 import numpy as np
 
+from app import served_model
 from store.ids import new_id
 from store.tables import TrainedModel
 
 
-def add_copy_of_model(client, model_id: str, newer: bool = True) -> str:
-    """What a worker elsewhere does: a new model's files, then its record, while the API runs."""
+def add_copy_of_model(client, model_id: str, newer: bool = True, announce: bool = True) -> str:
+    """What a worker elsewhere does: a new model's files, then its record, then (`announce`) a new
+    models version, while the API runs."""
     runtime = client.app.state.runtime
     copy_id = new_id()
     shutil.copytree(runtime.settings.artifacts.models_dir / model_id, runtime.settings.artifacts.models_dir / copy_id)
@@ -22,6 +24,8 @@ def add_copy_of_model(client, model_id: str, newer: bool = True) -> str:
             created_at=original.created_at + (timedelta(seconds=1) if newer else -timedelta(seconds=1)),
         ))
         session.commit()
+    if announce:
+        runtime.settings.artifacts.models_changed()
     return copy_id
 
 
@@ -104,6 +108,24 @@ def test_a_second_api_process_serves_a_new_or_deleted_model_from_its_next_reques
     assert other.get("/v2/models/default").json()["versions"] == [trained_state.model_id]
     assert served(other, model=newer).status_code == 404
     assert other.get(f"/v2/models/{newer}").status_code == 404
+
+
+def test_the_served_model_is_asked_again_when_the_models_version_changes_or_the_answer_is_old(
+        model_client, trained_state, test_digits, encode, monkeypatch):
+    """Which model a request means is kept until the models version changes (app.served_model);
+    a record whose writer died before writing a new version is seen once the answer is old."""
+    files = [("files", ("d.png", encode(test_digits[0][0]), "image/png"))]
+    served = lambda: model_client.post("/classify", files=files).json()["model_id"]  # noqa: E731
+    monkeypatch.setattr(served_model, "RECHECK_SECONDS", 3600.0)
+    assert served() == trained_state.model_id
+    unannounced = add_copy_of_model(model_client, trained_state.model_id, announce=False)
+    assert served() == trained_state.model_id  # the answer kept: the job store was not asked
+    model_client.app.state.runtime.settings.artifacts.models_changed()
+    assert served() == unannounced
+    newer = add_copy_of_model(model_client, unannounced, announce=False)
+    assert served() == unannounced
+    monkeypatch.setattr(served_model, "RECHECK_SECONDS", 0.0)
+    assert served() == newer
 
 
 def test_unknown_and_malformed_model_ids(client):
