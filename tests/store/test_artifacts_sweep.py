@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from store.artifacts import STAGED_UPLOAD_MAX_AGE_SECONDS, Artifacts, Owner
+from store.artifacts import STAGED_UPLOAD_MAX_AGE_SECONDS, VERSION_STAGING_MAX_AGE_SECONDS, Artifacts, Owner
 from store.ids import new_id
 
 
@@ -99,3 +99,20 @@ def test_a_model_write_that_finishes_during_the_sweep_is_skipped(artifacts, monk
     monkeypatch.setattr(type(artifacts.models_dir), "glob",
                         lambda self, pattern: iter(listed) if pattern == ".*.partial" else original_glob(self, pattern))
     assert artifacts.sweep() == []
+
+
+def test_every_models_change_writes_a_new_version_and_the_sweep_takes_only_an_abandoned_one(artifacts):
+    assert artifacts.models_version() == ""
+    versions = set()
+    for _ in range(3):
+        artifacts.models_changed()
+        versions.add(artifacts.models_version())
+    assert len(versions) == 3 and "" not in versions
+    assert [path.name for path in artifacts.root.iterdir() if path.name.startswith(".models.version")] == []
+    abandoned, being_written = (artifacts.root / f".models.version.{pid}.{new_id()}.tmp" for pid in (1, 2))
+    for path in (abandoned, being_written):
+        path.write_text(new_id())
+    then = time.time() - VERSION_STAGING_MAX_AGE_SECONDS - 1
+    os.utime(abandoned, (then, then))
+    assert artifacts.sweep() == [abandoned]
+    assert being_written.exists() and artifacts.models_version() in versions
