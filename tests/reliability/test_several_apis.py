@@ -229,12 +229,18 @@ def test_a_second_api_leaves_the_first_apis_uploads_in_progress_alone_until_it_d
     assert first.alive() and second.alive()
 
     # Killed with uploads in progress, the first API leaves staging files that the second's reaper
-    # sweeps without a restart (a process of this host that no longer runs).
+    # sweeps without a restart (a process of this host that no longer runs). It is frozen first, so
+    # that what it holds then is certainly in progress at its death: the first upload may have
+    # finished before (it then stays, complete), the second waits behind it.
     with httpx.Client(base_url=first_url, timeout=60) as client:
         cut_off = [client.post("/datasets", files={"file": (f"c{n}.zip", zip_upload(10 + n, 1500))}).json()["id"]
                    for n in range(2)]
+    os.killpg(first.popen.pid, signal.SIGSTOP)
+    in_progress = [upload_id for upload_id in cut_off
+                   if any(upload_id in path.name for path in staging_files(env["ADGM_ARTIFACT_DIR"]))]
+    assert in_progress, "the first API holds the uploads it was acknowledging"
     first.kill_group()
     wait_for(lambda: staging_files(env["ADGM_ARTIFACT_DIR"]) == [], 30, "the second API to sweep the dead one's files")
     assert not [path for path in (Path(env["ADGM_ARTIFACT_DIR"]) / "datasets").iterdir()
-                if any(upload_id in path.name for upload_id in cut_off)]
+                if any(upload_id in path.name for upload_id in in_progress)]
     assert second.alive(), second.tail()
