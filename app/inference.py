@@ -1,9 +1,7 @@
 """Running inference in the API process: one computation at a time, concurrent classifications batched.
 
 `LoadedModel` is what the routes call: `classify`, `sample` and `analogies`, each taking the
-inference lock itself; and for a few small images or samples asked on the event loop, where a
-thread hop would cost more than the work, `probabilities_now` and `sample_now`, numpy on the loop
-itself (numpy is safe to share between threads; the lock keeps torch-era threads from thrashing).
+inference lock itself.
 
 Torch lets go of the GIL around every small operator, and dozens of request threads taking turns at it
 cost more than the inference itself (bench/serving.py, 32 clients on 2 cores: 68 classifications/s
@@ -189,18 +187,6 @@ class LoadedModel:
     def sample(self, labels: list[int], seed: int) -> np.ndarray:
         with INFERENCE_LOCK:
             return self.predictor.sample(labels, seed=seed)
-
-    def probabilities_now(self, images: np.ndarray) -> np.ndarray:
-        """`classify`'s class probabilities, computed at once in the caller's thread, outside the
-        queue and the inference lock: for a few small images on the event loop, which must not wait
-        for a lock that a long computation may hold. The numbers are `classify`'s (an image's answer
-        does not depend on its batch)."""
-        return self.predictor.probabilities(images)
-
-    def sample_now(self, labels: list[int], seed: int) -> np.ndarray:
-        """`sample`, computed at once in the caller's thread outside the inference lock (as
-        `probabilities_now`)."""
-        return self.predictor.sample(labels, seed=seed)
 
     def analogies(self, image: np.ndarray) -> np.ndarray:
         with INFERENCE_LOCK:

@@ -4,12 +4,10 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
-from starlette.concurrency import run_in_threadpool
 
 from adgm_core.images import ImageError, decode_upload, png_grid, to_model_input
 from app.api.deps import LoadedModelDep, SettingsDep
 from app.api.responses import BODY_ERRORS, error, unprocessable
-from app.inference import LoadedModel
 from store.config import Settings
 from app.schemas import Classification, ClassifyPublic
 
@@ -27,22 +25,13 @@ IMAGE_ERRORS = {
     **unprocessable("Unreadable image or invalid parameter"),
 }
 Seed = Annotated[int, Query(ge=0, le=2**31 - 1, description="Same seed, same pixels")]
-# Work this small is done on the event loop: a thread hop costs about as much (docs/results.md, issue 18).
-IN_LOOP_FILES = 4  # a classification of at most this many images (without novelty),
-IN_LOOP_BYTES = 256 * 1024  # each upload at most this long
-IN_LOOP_PIXELS = 128 * 128  # and each image at most this large (else it goes to a thread, as a large file)
-IN_LOOP_SAMPLES = 25  # a sample grid of at most this many images
 
 
-def _model_input(upload: UploadFile, max_pixels: int, shape: tuple[int, ...]) -> np.ndarray:
+def _model_input(upload: UploadFile, settings: Settings, shape: tuple[int, ...]) -> np.ndarray:
     try:
-        return to_model_input(decode_upload(upload.file.read(), max_pixels), shape)
+        return to_model_input(decode_upload(upload.file.read(), settings.max_image_pixels), shape)
     except ImageError as problem:  # the handler answers 413, 415 or 422 by its kind
         raise ImageError(problem.kind, f"{upload.filename or 'upload'}: {problem}") from problem
-
-
-def _model_inputs(files: list[UploadFile], max_pixels: int, shape: tuple[int, ...]) -> np.ndarray:
-    return np.stack([_model_input(upload, max_pixels, shape) for upload in files])
 
 
 def _class_index(model, label: str) -> int:
@@ -68,48 +57,28 @@ def _png(data: bytes, model_id: str) -> Response:
     "/sample", response_class=Response,
     responses={**PNG, **NO_MODEL, **unprocessable("Invalid parameter, or a label the model does not have")},
 )
-async def sample(
+def sample(
     model: LoadedModelDep,
     label: Annotated[str, Query(min_length=1, max_length=100, description="Class to draw: its index or its name")],
     n: Annotated[int, Query(ge=1, le=100, description="Number of samples in the grid")] = 16,
     seed: Seed = 0,
 ) -> Response:
     """A PNG grid of `n` generated images of class `label`."""
-    labels = [_class_index(model, label)] * n
-    if n > IN_LOOP_SAMPLES:
-        images = await run_in_threadpool(model.sample, labels, seed)
-        return _png(await run_in_threadpool(png_grid, images), model.id)
-    return _png(png_grid(model.sample_now(labels, seed)), model.id)
+    images = model.sample([_class_index(model, label)] * n, seed=seed)
+    return _png(png_grid(images), model.id)
 
 
 @router.post("/classify", responses={**NO_MODEL, **IMAGE_ERRORS})
-async def classify(
+def classify(
     model: LoadedModelDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="One or more PNG or JPEG images, any size")],
     novelty: Annotated[bool, Query(description="Also score each image's novelty (several times the work)")] = False,
 ) -> ClassifyPublic:
     """Class probabilities for each image, and with `novelty=true` a novelty score (0 typical … 1 unusual)."""
-    if not novelty and len(files) <= IN_LOOP_FILES and all((upload.size or 0) <= IN_LOOP_BYTES for upload in files):
-        try:
-            images = _model_inputs(files, min(settings.max_image_pixels, IN_LOOP_PIXELS), model.image_shape)
-            return _classification(model, files, model.probabilities_now(images), None)
-        except ImageError as problem:
-            if problem.kind != "too_large":
-                raise
-            for upload in files:  # a small file of a large image: decoded in a thread, as a large file
-                upload.file.seek(0)
-    return await run_in_threadpool(_classify_in_thread, model, settings, files, novelty)
-
-
-def _classify_in_thread(model: LoadedModel, settings: Settings, files: list[UploadFile], novelty: bool) -> ClassifyPublic:
-    with model.preparing():  # batched with the other requests in threads
-        images = _model_inputs(files, settings.max_image_pixels, model.image_shape)
-    return _classification(model, files, *model.classify(images, novelty))
-
-
-def _classification(model: LoadedModel, files: list[UploadFile], probabilities: np.ndarray,
-                    scores: np.ndarray | None) -> ClassifyPublic:
+    with model.preparing():
+        images = np.stack([_model_input(upload, settings, model.image_shape) for upload in files])
+    probabilities, scores = model.classify(images, novelty)
     results = [
         Classification(
             filename=upload.filename, label=int(np.argmax(p)), label_name=model.class_names[int(np.argmax(p))],
@@ -128,5 +97,5 @@ def analogies(
     file: Annotated[UploadFile, File(description="A PNG or JPEG image whose style is kept")],
 ) -> Response:
     """The uploaded image's style rendered under every label, one row."""
-    images = model.analogies(_model_input(file, settings.max_image_pixels, model.image_shape))
+    images = model.analogies(_model_input(file, settings, model.image_shape))
     return _png(png_grid(images, columns=len(images)), model.id)

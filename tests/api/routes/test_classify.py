@@ -58,54 +58,6 @@ def test_novelty_only_when_asked_and_the_predictors_numbers(model_client, traine
     assert model_client.post("/classify", files=files, params={"novelty": "perhaps"}).status_code == 422
 
 
-def test_small_requests_on_the_event_loop_and_the_others_in_threads_get_the_predictors_numbers(
-        model_client, trained_state, test_digits, encode):
-    """A few small images are classified on the event loop; more images, large ones and novelty in a
-    thread, batched with other requests: the probabilities are NumpyPredictor's either way."""
-    from adgm_core.images import decode_upload, to_model_input
-    from adgm_core.numpy_predictor import NumpyPredictor
-    from app.api.routes.inference import IN_LOOP_FILES, IN_LOOP_PIXELS
-
-    images, _labels = test_digits
-    large = Image.fromarray(images[0]).resize((200, 200))
-    assert large.width * large.height > IN_LOOP_PIXELS
-    pngs = [encode(large)] + [encode(images[index]) for index in range(IN_LOOP_FILES + 1)]
-    predictor = NumpyPredictor.from_directory(trained_state.directory / "artifacts" / "models" / trained_state.model_id)
-    for chosen, params in ((pngs[1:2], {}), (pngs[1:IN_LOOP_FILES + 1], {}), (pngs[1:], {}), (pngs[:2], {}),
-                           (pngs[1:2], {"novelty": "true"})):
-        served = model_client.post("/classify", files=as_files(*(("d.png", png) for png in chosen)), params=params)
-        expected = predictor.probabilities(np.stack([to_model_input(decode_upload(png)) for png in chosen]))
-        assert np.array_equal(np.array([r["probabilities"] for r in served.json()["results"]], np.float32), expected)
-
-
-def test_small_requests_do_not_wait_for_a_long_computation(model_client, test_digits, encode):
-    """A long computation (the suggestions for a large pool) holds the inference lock; a small
-    classification or sample grid, answered on the event loop, does not wait for it."""
-    import threading
-
-    from app.inference import INFERENCE_LOCK
-
-    files = as_files(("d.png", encode(test_digits[0][0])))
-    assert model_client.post("/classify", files=files).status_code == 200  # the model loaded (under the lock)
-    holding, done = threading.Event(), threading.Event()
-
-    def long_computation():
-        with INFERENCE_LOCK:
-            holding.set()
-            done.wait(60)
-
-    holder = threading.Thread(target=long_computation)
-    holder.start()
-    try:
-        holding.wait(10)
-        assert model_client.post("/classify", files=files).status_code == 200
-        assert model_client.get("/sample", params={"label": 3}).status_code == 200
-        assert INFERENCE_LOCK.locked() and holder.is_alive()  # answered while the lock was held
-    finally:
-        done.set()
-        holder.join()
-
-
 def test_the_same_request_gets_the_same_answer(model_client, test_digits, encode):
     images, _ = test_digits
     files = as_files(*(("d.png", encode(images[index])) for index in range(3)))
